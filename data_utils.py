@@ -1,0 +1,234 @@
+"""H3.6M exponential-map data: reading, normalisation, batches, SRNN test
+windows and the Euler-angle error of the published protocol (SPEC.md §2)."""
+
+import collections
+import os
+
+import numpy as np
+
+ACTIONS = ("walking", "eating", "smoking", "discussion", "directions",
+           "greeting", "phoning", "posing", "purchases", "sitting",
+           "sittingdown", "takingphoto", "waiting", "walkingdog",
+           "walkingtogether")
+ACTION_GROUPS = {"all": ACTIONS, "all_srnn": ACTIONS[:4]}
+
+TRAIN_SUBJECTS = (1, 6, 7, 8, 9, 11)
+TEST_SUBJECT = 5
+SUBACTIONS = (1, 2)
+POSE_DIM = 99
+MIN_STD = 1e-4
+
+# Table columns: frame index (25 fps) -> milliseconds.
+HORIZON_FRAMES = (1, 3, 7, 9, 13, 24)
+HORIZON_MS = (80, 160, 320, 400, 560, 1000)
+
+# SRNN test protocol: fixed seed, eight windows, first frame >= 16,
+# 50 frames of context before and 100 after the drawn index.
+SRNN_SEED = 1234567890
+SRNN_NUM_SEEDS = 8
+SRNN_PREFIX, SRNN_SUFFIX = 50, 100
+MIN_START = 16
+
+DATA_README = "data/README.md"
+
+
+class DataError(ValueError):
+  """Bad or missing input data; its message is one line for the user."""
+
+
+Dataset = collections.namedtuple(
+    "Dataset", "train test mean std dim_to_ignore dim_to_use")
+
+
+def define_actions(action):
+  """Returns the list of action names that `--action` selects."""
+  if action in ACTIONS:
+    return [action]
+  if action in ACTION_GROUPS:
+    return list(ACTION_GROUPS[action])
+  raise DataError("unknown --action '{}': expected one of {}".format(
+      action, ", ".join(sorted(ACTION_GROUPS) + list(ACTIONS))))
+
+
+def sequence_path(data_dir, subject, action, subaction):
+  return os.path.join(data_dir, "S{}".format(subject),
+                      "{}_{}.txt".format(action, subaction))
+
+
+def read_sequence(path):
+  """Reads one comma-separated exp-map file. Returns float32 [T, 99]."""
+  if not os.path.isfile(path):
+    raise DataError("missing sequence file {} (see {})".format(path, DATA_README))
+  with open(path) as f:
+    rows = [line.strip().split(",") for line in f if line.strip()]
+  for lineno, row in enumerate(rows, 1):
+    if len(row) != POSE_DIM:
+      raise DataError("{}:{}: expected {} comma-separated numbers, found {}".format(
+          path, lineno, POSE_DIM, len(row)))
+  try:
+    return np.array(rows, dtype=np.float32).reshape(-1, POSE_DIM)
+  except ValueError:
+    lineno = next(i for i, row in enumerate(rows, 1) if not _all_floats(row))
+    raise DataError("{}:{}: expected {} numbers, found a non-number".format(
+        path, lineno, POSE_DIM))
+
+
+def _all_floats(row):
+  try:
+    [float(x) for x in row]
+    return True
+  except ValueError:
+    return False
+
+
+def load_data(data_dir, subjects, actions):
+  """Reads every (subject, action, subaction) file.
+
+  Returns (sequences, full_rate): sequences maps (subject, action, subaction,
+  'even') to the float32 [T/2, 99] sequence down-sampled to 25 fps; full_rate
+  is the float32 [sum T, 99] concatenation of the 50 fps frames, from which
+  the normalisation statistics are taken.
+  """
+  if not os.path.isdir(data_dir):
+    raise DataError("data directory {} not found (see {})".format(data_dir, DATA_README))
+  sequences, full_rate = {}, []
+  for subject in subjects:
+    for action in actions:
+      for subaction in SUBACTIONS:
+        frames = read_sequence(sequence_path(data_dir, subject, action, subaction))
+        sequences[(subject, action, subaction, "even")] = frames[::2]
+        full_rate.append(frames)
+  return sequences, np.concatenate(full_rate, axis=0)
+
+
+def normalization_stats(full_rate):
+  """Mean and std per dimension; dimensions with std < 1e-4 are dropped.
+
+  Returns (mean [99], std [99] with dropped dims set to 1, dim_to_ignore,
+  dim_to_use) as in the SRNN pre-processing.
+  """
+  mean = np.mean(full_rate, axis=0)
+  std = np.std(full_rate, axis=0)
+  dim_to_ignore = np.where(std < MIN_STD)[0]
+  dim_to_use = np.where(std >= MIN_STD)[0]
+  std[dim_to_ignore] = 1.0
+  return mean, std, dim_to_ignore, dim_to_use
+
+
+def normalize(sequences, mean, std, dim_to_use):
+  """Maps each [T, 99] sequence to its normalised [T, len(dim_to_use)] form."""
+  return {key: ((seq - mean) / std)[:, dim_to_use] for key, seq in sequences.items()}
+
+
+def unnormalize(poses, mean, std, dim_to_use):
+  """Inverse of `normalize` for [..., len(dim_to_use)] -> float32 [..., 99];
+  dropped dimensions come back as their mean."""
+  full = np.zeros(poses.shape[:-1] + (POSE_DIM,), dtype=np.float32)
+  full[..., dim_to_use] = poses
+  return full * std.astype(np.float32) + mean.astype(np.float32)
+
+
+def read_all_data(actions, data_dir):
+  """Loads train (subjects 1,6,7,8,9,11) and test (subject 5) sequences,
+  normalised with the statistics of the full-rate training frames."""
+  train, full_rate = load_data(data_dir, TRAIN_SUBJECTS, actions)
+  test, _ = load_data(data_dir, [TEST_SUBJECT], actions)
+  mean, std, dim_to_ignore, dim_to_use = normalization_stats(full_rate)
+  return Dataset(normalize(train, mean, std, dim_to_use),
+                 normalize(test, mean, std, dim_to_use),
+                 mean, std, dim_to_ignore, dim_to_use)
+
+
+def split_windows(windows, source_len):
+  """Splits [N, source_len + target_len, D] windows into the model's feeds.
+
+  Returns encoder input [N, source_len-1, D] (frames 0..in-2), decoder input
+  [N, target_len, D] (frames in-1..in+out-2), decoder target [N, target_len, D]
+  (frames in..in+out-1).
+  """
+  return (windows[:, :source_len - 1], windows[:, source_len - 1:-1],
+          windows[:, source_len:])
+
+
+def random_windows(sequences, rng, batch_size, window_len):
+  """Draws `batch_size` windows [N, window_len, D]: a random sequence, then a
+  random first frame in [16, T - window_len)."""
+  keys = list(sequences)
+  windows = []
+  for key_index in rng.choice(len(keys), batch_size):
+    seq = sequences[keys[key_index]]
+    start = rng.randint(MIN_START, len(seq) - window_len)
+    windows.append(seq[start:start + window_len])
+  return np.stack(windows)
+
+
+def srnn_starts(test_set, action):
+  """The eight SRNN seed indices of `action`, alternating sub-actions 1, 2."""
+  rng = np.random.RandomState(SRNN_SEED)
+  lengths = [len(test_set[(TEST_SUBJECT, action, sub, "even")]) for sub in SUBACTIONS]
+  return [rng.randint(MIN_START, lengths[i % 2] - SRNN_PREFIX - SRNN_SUFFIX)
+          for i in range(SRNN_NUM_SEEDS)]
+
+
+def srnn_windows(test_set, action, source_len, target_len):
+  """The SRNN test windows [8, source_len + target_len, D] of `action`:
+  frames [d + 50 - source_len, d + 50 + target_len) of each seed d."""
+  windows = []
+  for i, start in enumerate(srnn_starts(test_set, action)):
+    seq = test_set[(TEST_SUBJECT, action, SUBACTIONS[i % 2], "even")]
+    anchor = start + SRNN_PREFIX
+    windows.append(seq[anchor - source_len:anchor + target_len])
+  return np.stack(windows)
+
+
+def expmap_to_rotmat(r):
+  """Rodrigues' formula, [..., 3] axis-angle -> [..., 3, 3] rotation."""
+  r = np.asarray(r, dtype=np.float64)
+  theta = np.linalg.norm(r, axis=-1)[..., None, None]
+  axis = r / (theta[..., 0] + np.finfo(np.float32).eps)
+  x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+  zero = np.zeros_like(x)
+  skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1)
+  skew = skew.reshape(axis.shape[:-1] + (3, 3))  # [..., 3, 3]
+  return np.eye(3) + np.sin(theta) * skew + (1 - np.cos(theta)) * (skew @ skew)
+
+
+def rotmat_to_euler(R):
+  """[..., 3, 3] rotation -> [..., 3] Euler angles of the SRNN Matlab code."""
+  r02 = R[..., 0, 2]
+  gimbal = np.abs(r02) == 1
+  e2 = np.where(gimbal, -np.sign(r02) * np.pi / 2, -np.arcsin(np.clip(r02, -1, 1)))
+  cos2 = np.where(gimbal, 1.0, np.cos(e2))
+  e1 = np.where(gimbal, np.arctan2(R[..., 0, 1], r02),
+                np.arctan2(R[..., 1, 2] / cos2, R[..., 2, 2] / cos2))
+  e3 = np.where(gimbal, 0.0, np.arctan2(R[..., 0, 1] / cos2, R[..., 0, 0] / cos2))
+  return np.stack([e1, e2, e3], axis=-1)
+
+
+def expmap_to_euler(poses):
+  """[..., 99] exp-map poses -> [..., 99] with joints 3..95 (in steps of 3)
+  converted to Euler angles; entries 0..2 (translation) are kept."""
+  joints = poses[..., 3:99].reshape(poses.shape[:-1] + (32, 3))  # [..., 32 joints, 3]
+  euler = rotmat_to_euler(expmap_to_rotmat(joints))
+  out = np.array(poses, dtype=np.float32)
+  out[..., 3:99] = euler.reshape(poses.shape[:-1] + (96,))
+  return out
+
+
+def euler_errors(pred_euler, gt_euler, mask_from):
+  """Per-frame Euclidean error [N, T] between Euler poses [N, T, 99].
+
+  The first six entries (global translation and rotation) are zeroed in both.
+  The dimensions scored are those whose std over time exceeds 1e-4 in the
+  ground truth (`mask_from="gt"`, the training-loop rule) or in the
+  prediction (`mask_from="pred"`, the original `--sample` rule).
+  """
+  if mask_from not in ("gt", "pred"):
+    raise ValueError("mask_from must be 'gt' or 'pred', got {!r}".format(mask_from))
+  pred, gt = np.array(pred_euler), np.array(gt_euler)
+  pred[..., :6] = 0
+  gt[..., :6] = 0
+  reference = gt if mask_from == "gt" else pred
+  used = np.std(reference, axis=1, keepdims=True) > MIN_STD  # [N, 1, 99]
+  errors = np.sqrt(np.sum(np.where(used, (gt - pred) ** 2, 0), axis=-1))
+  return errors.astype(np.float64)

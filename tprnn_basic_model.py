@@ -1,0 +1,40 @@
+"""The basic TP-RNN (M=2 levels, K=2 scales) of the published checkpoints.
+
+Generator and names follow the authors' Keras-1 code: Dense layers
+`dense_{1,2,3}_W/_b` at the top level, LeakyReLU alpha 0.3, plain SGD.
+"""
+
+import tensorflow.compat.v1 as tf
+
+import tprnn_graph
+
+LEAKY_ALPHA = 0.3
+
+
+class TPRNNBasicModel(tprnn_graph.PrismModel):
+  """SPEC.md §3. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
+  odd- and even-call phases of the level-2 LSTM `lstm_1`."""
+
+  def __init__(self, config):
+    if (config.tprnn_scale, config.tprnn_layers, config.dropout_keep) != (2, 2, 1.0):
+      raise ValueError(
+          "the basic model needs --tprnn_scale 2 --tprnn_layers 2 --dropout_keep 1.0, "
+          "got {} {} {}; use --model generic for other values".format(
+              config.tprnn_scale, config.tprnn_layers, config.dropout_keep))
+    super(TPRNNBasicModel, self).__init__(config)
+
+  def generator_contexts(self, call, contexts):
+    """[level-1 context, the level-2 phase that updated on the last call]."""
+    return [contexts[0], contexts[self.updated_channel(1, call)]]
+
+  def generator(self, velocity, contexts):
+    """concat[velocity, contexts] -> 256 -> 128 -> P, LeakyReLU(0.3).
+    Variables live at the graph's top level, as Keras 1 named them."""
+    with tf.variable_scope(tf.VariableScope(tf.AUTO_REUSE, name="")):
+      h = tf.concat([velocity] + contexts, axis=1)
+      h = tf.nn.leaky_relu(tprnn_graph.dense(h, 256, "dense_1_W", "dense_1_b"), LEAKY_ALPHA)
+      h = tf.nn.leaky_relu(tprnn_graph.dense(h, 128, "dense_2_W", "dense_2_b"), LEAKY_ALPHA)
+      return tprnn_graph.dense(h, self.config.input_size, "dense_3_W", "dense_3_b")
+
+  def make_optimizer(self):
+    return tf.train.GradientDescentOptimizer(self.learning_rate)

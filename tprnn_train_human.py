@@ -1,0 +1,250 @@
+"""Train or evaluate a TP-RNN on H3.6M exponential-map poses (SPEC.md §2).
+
+  python tprnn_train_human.py                               # train, model card flags
+  python tprnn_train_human.py --sample --load N             # evaluate, write samples.h5
+  python tprnn_train_human.py --model zero_velocity         # baseline table
+"""
+
+import os
+
+import h5py
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import data_utils
+import experiment
+
+INPUT_SIZE = 54
+SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
+
+
+def parse_flags(argv):
+  parser = experiment.flag_parser(__doc__.splitlines()[0], "./data/h3.6m/dataset",
+                                  seq_length_in=50, seq_length_out=10)
+  parser.add_argument("--action", default="all",
+                      help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")
+  flags = parser.parse_args(argv)
+  experiment.check_common_flags(flags, "human")
+  flags.actions = data_utils.define_actions(flags.action)
+  return flags
+
+
+def check_lengths(data, source_len, target_len):
+  """Every training sequence must hold a window starting at frame >= 16, and
+  the SRNN windows must fit around their seeds."""
+  window = source_len + target_len
+  key, seq = min(data.train.items(), key=lambda kv: len(kv[1]))
+  if len(seq) <= data_utils.MIN_START + window:
+    raise experiment.UsageError(
+        "--seq_length_in {} + --seq_length_out {} = {} frames do not fit the shortest "
+        "training sequence (S{} {}_{}: {} frames at 25 fps, need more than {} + 16)".format(
+            source_len, target_len, window, key[0], key[1], key[2], len(seq), window))
+  if source_len > data_utils.MIN_START + data_utils.SRNN_PREFIX:
+    raise experiment.UsageError("--seq_length_in {} is longer than the SRNN test windows "
+                                "allow (at most {})".format(
+                                    source_len, data_utils.MIN_START + data_utils.SRNN_PREFIX))
+  if target_len > data_utils.SRNN_SUFFIX:
+    raise experiment.UsageError("--seq_length_out {} is longer than the SRNN test windows "
+                                "allow (at most {})".format(target_len, data_utils.SRNN_SUFFIX))
+
+
+def horizons(target_len):
+  """(column ms, frame index) of the table that a target_len horizon reaches."""
+  return [(ms, f) for ms, f in zip(data_utils.HORIZON_MS, data_utils.HORIZON_FRAMES)
+          if f < target_len]
+
+
+# ----------------------------------------------------------------------------
+# Evaluation on the SRNN seeds
+
+
+class SrnnTest(object):
+  """The SRNN test windows of each action, and their de-normalised ground
+  truth in exp-map [8, out, 99] and Euler angles."""
+
+  def __init__(self, data, actions, source_len, target_len):
+    self.data, self.actions, self.source_len = data, actions, source_len
+    self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
+    for action in actions:
+      windows = data_utils.srnn_windows(data.test, action, source_len, target_len)
+      self.feeds[action] = data_utils.split_windows(windows, source_len)
+      self.gt_expmap[action] = self.denormalize(self.feeds[action][2])
+      self.gt_euler[action] = data_utils.expmap_to_euler(self.gt_expmap[action])
+
+  def denormalize(self, poses):
+    return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
+
+  def evaluate(self, predict, mask_from):
+    """predict(enc, dec_in, dec_out) -> (normalised predictions [8, out, P], loss).
+    Returns {action: (mean error [out], de-normalised predictions [8, out, 99])}
+    and the mean of the SRNN losses."""
+    results, losses = {}, []
+    for action in self.actions:
+      preds, loss = predict(*self.feeds[action])
+      preds_expmap = self.denormalize(preds)
+      errors = data_utils.euler_errors(data_utils.expmap_to_euler(preds_expmap),
+                                       self.gt_euler[action], mask_from)
+      results[action] = (errors.mean(axis=0), preds_expmap)
+      losses.append(loss)
+    return results, float(np.mean(losses))
+
+
+def print_table(mean_errors, target_len):
+  """The original's table: one row per action, then the average row."""
+  print()
+  print("{0: <16} |".format("milliseconds") + "".join(
+      " {0:5d} |".format(ms) for ms in data_utils.HORIZON_MS))
+  rows = list(mean_errors.items()) + [("average", np.mean(list(mean_errors.values()), axis=0))]
+  for name, errors in rows:
+    print("{0: <16} |".format(name) + "".join(
+        " {0:.3f} |".format(errors[f]) if f < target_len else "   n/a |"
+        for f in data_utils.HORIZON_FRAMES))
+
+
+def error_summaries(mean_errors, target_len):
+  """TensorBoard values: each action's and the average's horizons, and the
+  average error summed over the whole horizon."""
+  average = np.mean(list(mean_errors.values()), axis=0)
+  values = {}
+  for name, errors in list(mean_errors.items()) + [("average", average)]:
+    for ms, frame in horizons(target_len):
+      values["euler_error_{}/srnn_seeds_{:04d}".format(name, ms)] = errors[frame]
+  values["euler_error_average/srnn_seeds_sum"] = np.sum(average)
+  return values
+
+
+def model_predictor(sess, model):
+  def predict(enc, dec_in, dec_out):
+    return sess.run([model.outputs, model.loss],
+                    {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
+                     model.decoder_outputs: dec_out})
+  return predict
+
+
+def zero_velocity_predict(enc, dec_in, dec_out):
+  """Repeats the last observed frame (decoder input 0) over the horizon."""
+  preds = np.repeat(dec_in[:, :1], dec_out.shape[1], axis=1)
+  return preds, float(np.mean((dec_out - preds) ** 2))
+
+
+# ----------------------------------------------------------------------------
+# Modes
+
+
+def write_samples(path, srnn, results):
+  """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
+  de-normalised [out, 99]) and mean_{action}_error [out]."""
+  with experiment.atomic_output(path) as tmp:
+    with h5py.File(tmp, "w") as f:
+      for action, (mean_error, preds) in results.items():
+        for i in range(data_utils.SRNN_NUM_SEEDS):
+          f.create_dataset("expmap/gt/{}_{}".format(action, i), data=srnn.gt_expmap[action][i])
+          f.create_dataset("expmap/preds/{}_{}".format(action, i), data=preds[i])
+        f.create_dataset("mean_{}_error".format(action), data=mean_error)
+  print("Wrote {}".format(path))
+
+
+def print_sample_results(results, target_len):
+  """The original --sample lines: full-horizon errors per action and averaged,
+  then the 80/160/320/400 ms subset (and the six columns when they exist)."""
+  def print_subsets(errors):
+    print("Subset results for 80ms, 160ms, 320ms, 400ms")
+    print(",".join(str(errors[f]) for f in data_utils.HORIZON_FRAMES[:4] if f < target_len))
+    if target_len > data_utils.HORIZON_FRAMES[-1]:
+      print("Subset results for 80ms, 160ms, 320ms, 400ms, 560ms, 1000ms")
+      print(",".join(str(errors[f]) for f in data_utils.HORIZON_FRAMES))
+
+  for action, (errors, _) in results.items():
+    print(action)
+    print(",".join(map(str, errors.tolist())))
+    print_subsets(errors)
+  average = np.mean([errors for errors, _ in results.values()], axis=0)
+  print("Avg mean errors across all actions:")
+  print(",".join(map(str, average.tolist())))
+  print_subsets(average)
+
+
+def evaluate_zero_velocity(flags, data):
+  """The baseline, scored with the ground-truth dimension rule."""
+  srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in,
+                  flags.seq_length_out)
+  results, _ = srnn.evaluate(zero_velocity_predict, mask_from="gt")
+  print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
+  if flags.sample:
+    write_samples(flags.samples_file, srnn, results)
+
+
+def sample(flags, data, directory):
+  """Restores checkpoint --load, evaluates every action on the SRNN seeds with
+  the original --sample dimension rule, writes the samples file."""
+  graph, model, saver = experiment.build_model(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, seed=0)
+  srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
+  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    results, _ = srnn.evaluate(model_predictor(sess, model), mask_from="pred")
+  print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
+  print_sample_results(results, flags.seq_length_out)
+  write_samples(flags.samples_file, srnn, results)
+
+
+def train(flags, data, directory):
+  seed = experiment.resolve_seed(flags.seed)
+  rng = np.random.RandomState(seed)
+  graph, model, saver = experiment.build_model(flags, INPUT_SIZE, flags.seq_length_in, seed)
+  srnn = SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out)
+  window = flags.seq_length_in + flags.seq_length_out
+  last_horizon = horizons(flags.seq_length_out)[-1][1]
+
+  def next_batch(sequences=data.train):
+    windows = data_utils.random_windows(sequences, rng, flags.batch_size, window)
+    return data_utils.split_windows(windows, flags.seq_length_in)
+
+  def evaluate(step, train_loss, step_time_ms, test_writer):
+    enc, dec_in, dec_out = next_batch(data.test)
+    val_loss = sess.run(model.loss, {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
+                                     model.decoder_outputs: dec_out})
+    results, srnn_loss = srnn.evaluate(model_predictor(sess, model), mask_from="gt")
+    mean_errors = {a: r[0] for a, r in results.items()}
+    print_table(mean_errors, flags.seq_length_out)
+    values = error_summaries(mean_errors, flags.seq_length_out)
+    values["loss/loss"] = val_loss
+    test_writer.add_summary(experiment.scalar_summary(values), step)
+    print()
+    print("============================\n"
+          "Global step:         {}\n"
+          "Learning rate:       {:.4f}\n"
+          "Step-time (ms):     {:.4f}\n"
+          "Train loss avg:      {:.4f}\n"
+          "--------------------------\n"
+          "Val loss:            {:.4f}\n"
+          "srnn loss:           {:.4f}\n"
+          "============================".format(
+              sess.run(model.global_step), sess.run(model.learning_rate), step_time_ms,
+              train_loss, val_loss, srnn_loss))
+    average = np.mean(list(mean_errors.values()), axis=0)
+    return average[last_horizon], np.sum(average)
+
+  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
+
+
+def main(argv):
+  flags = parse_flags(argv)
+  data = data_utils.read_all_data(flags.actions, flags.data_dir)
+  print("Read {} training and {} test sequences from {}".format(
+      len(data.train), len(data.test), flags.data_dir))
+  if flags.model == experiment.ZERO_VELOCITY:
+    check_lengths(data, flags.seq_length_in, flags.seq_length_out)
+    return evaluate_zero_velocity(flags, data)
+  directory = experiment.experiment_dir(flags, flags.dataset, flags.action)
+  print("Experiment directory: {}".format(directory))
+  if flags.sample:
+    check_lengths(data, SAMPLE_SOURCE_LEN, flags.seq_length_out)
+    return sample(flags, data, directory)
+  check_lengths(data, flags.seq_length_in, flags.seq_length_out)
+  return train(flags, data, directory)
+
+
+if __name__ == "__main__":
+  raise SystemExit(experiment.run_main(main) or 0)
