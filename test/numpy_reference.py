@@ -1,0 +1,56 @@
+"""An independent numpy implementation of the basic TP-RNN forward pass,
+written from the rules of SPEC.md §3 (not from the project's graph code)."""
+
+import numpy as np
+
+
+def sigmoid(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm(x, c, h, kernel, bias):
+  z = np.concatenate([x, h], axis=1) @ kernel + bias
+  n = h.shape[1]
+  i, j, f, o = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+  c = c * sigmoid(f + 1.0) + sigmoid(i) * np.tanh(j)
+  return np.tanh(c) * sigmoid(o), c
+
+
+def leaky(x, alpha):
+  return np.where(x > 0, x, alpha * x)
+
+
+def basic_forward(w, enc_in, dec_in, target_len, rnn_size):
+  """w: {checkpoint name: array}. enc_in [N, in-1, P], dec_in [N, out, P].
+  Returns predictions [N, out, P] (float64)."""
+  n = enc_in.shape[0]
+  k0, b0 = w["setup_context_lstm/lstm_0/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_0/basic_lstm_cell/bias"]
+  k1, b1 = w["setup_context_lstm/lstm_1/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_1/basic_lstm_cell/bias"]
+  zero = np.zeros((n, rnn_size))
+  # channel -> (context output, c, h); channel 0 level 1, channels 1/2 level 2
+  ctx = [zero, zero, zero]
+  ctx_before = [zero, zero, zero]
+  cell = [(zero, zero), (zero, zero), (zero, zero)]
+  frames = [enc_in[:, t] for t in range(enc_in.shape[1])] + [dec_in[:, 0]]
+  prev = frames[0]
+  preds = []
+  for step in range(enc_in.shape[1] + target_len):
+    cur = frames[step] if step < len(frames) else preds[-1]
+    vel = cur - prev
+    h0, c0 = lstm(vel, cell[0][0], cell[0][1], k0, b0)
+    new_ctx, new_cell = [h0, None, None], [(c0, h0), None, None]
+    for ch, runs in ((1, step % 2 == 1), (2, step % 2 == 0)):
+      if runs:
+        h, c = lstm(h0, cell[ch][0], cell[ch][1], k1, b1)
+        new_ctx[ch], new_cell[ch] = h, (c, h)
+      else:
+        new_ctx[ch], new_cell[ch] = ctx_before[ch], cell[ch]
+    if step >= enc_in.shape[1]:
+      level2 = ctx[2] if (step + 1) % 2 == 0 else ctx[1]
+      x = np.concatenate([vel, ctx[0], level2], axis=1)
+      x = leaky(x @ w["dense_1_W"] + w["dense_1_b"], 0.3)
+      x = leaky(x @ w["dense_2_W"] + w["dense_2_b"], 0.3)
+      preds.append(cur + x @ w["dense_3_W"] + w["dense_3_b"])
+    ctx_before, ctx, cell = ctx, new_ctx, new_cell
+    prev = cur
+  return np.stack(preds, axis=1)
