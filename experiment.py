@@ -22,6 +22,7 @@ MODELS = {"basic": tprnn_basic_model.TPRNNBasicModel,
 ZERO_VELOCITY = "zero_velocity"
 CHECKPOINT_PREFIX = "checkpoint"
 PRINT_EVERY = 10
+EVAL_CHUNK = 2048  # sequences per forward pass when evaluating
 
 
 class UsageError(Exception):
@@ -50,7 +51,7 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(message)
 
 
-def _add_bool(group, name, default, help_text):
+def add_bool(group, name, default, help_text):
   """TF1/absl-style boolean: --name, --name=false, --noname."""
   group.add_argument("--" + name, nargs="?", const=True, default=default, type=_bool,
                      help=help_text + " (default: %(default)s)")
@@ -85,14 +86,14 @@ def flag_parser(description, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--tprnn_layers", type=int, default=2, help="M: number of levels.")
   g.add_argument("--dropout_keep", type=float, default=1.0,
                  help="Dropout keep probability (generic model).")
-  _add_bool(g, "fix_generic_contexts", False,
+  add_bool(g, "fix_generic_contexts", False,
             "Generic model: feed the generator the context of each level's phase that "
             "updated last, instead of the published phase-as-channel indexing.")
   g.add_argument("--seq_length_in", type=int, default=seq_length_in,
                  help="Frames fed to the encoder (it gets seq_length_in - 1 of them).")
   g.add_argument("--seq_length_out", type=int, default=seq_length_out,
                  help="Frames the decoder predicts.")
-  _add_bool(g, "omit_one_hot", True, "Remove the one-hot action encoding (must be true).")
+  add_bool(g, "omit_one_hot", True, "Remove the one-hot action encoding (must be true).")
   g = p.add_argument_group("data and directories")
   g.add_argument("--data_dir", default=os.path.normpath(data_dir), help="Data directory.")
   g.add_argument("--train_dir", default=os.path.normpath("./experiments/"),
@@ -102,11 +103,11 @@ def flag_parser(description, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--test_every", type=int, default=1000, help="Evaluate every this many steps.")
   g.add_argument("--save_every", type=int, default=1000,
                  help="Save (when best so far) only at steps that are multiples of this.")
-  _add_bool(g, "sample", False, "Evaluate checkpoint --load and write --samples_file.")
+  add_bool(g, "sample", False, "Evaluate checkpoint --load and write --samples_file.")
   g.add_argument("--samples_file", default="samples.h5", help="Where --sample writes.")
   g.add_argument("--load", type=int, default=0,
                  help="Restore checkpoint-N of the experiment directory (resume or sample).")
-  _add_bool(g, "use_cpu", False, "Run on the CPU even when a GPU is visible.")
+  add_bool(g, "use_cpu", False, "Run on the CPU even when a GPU is visible.")
   return p
 
 
@@ -234,6 +235,31 @@ def save_checkpoint(sess, saver, directory, step):
   print("done in {:.2f} ms".format((time.time() - start) * 1000))
 
 
+def feed_dict(model, enc, dec_in, dec_out):
+  return {model.encoder_inputs: enc, model.decoder_inputs: dec_in, model.decoder_outputs: dec_out}
+
+
+def predict(sess, model, enc, dec_in, dec_out, chunk_size=EVAL_CHUNK):
+  """Forward pass (no dropout) over [N, ...] feeds in chunks of `chunk_size`
+  sequences, so memory stays bounded. Returns (predictions [N, out, P], mean
+  squared error over all of them)."""
+  outputs, total = [], 0.0
+  for start in range(0, len(enc), chunk_size):
+    chunk = slice(start, start + chunk_size)
+    out, loss = sess.run([model.outputs, model.loss],
+                         feed_dict(model, enc[chunk], dec_in[chunk], dec_out[chunk]))
+    outputs.append(out)
+    total += loss * len(out)
+  return np.concatenate(outputs), total / len(enc)
+
+
+def zero_velocity_predict(enc, dec_in, dec_out):
+  """The baseline: repeats the last observed frame (decoder input 0) over the
+  horizon. Returns (predictions [N, out, P], mean squared error)."""
+  preds = np.repeat(dec_in[:, :1], dec_out.shape[1], axis=1)
+  return preds, float(np.mean((dec_out - preds) ** 2))
+
+
 def scalar_summary(values):
   """A Summary proto of {tag: value}."""
   return tf.Summary(value=[tf.Summary.Value(tag=tag, simple_value=float(v))
@@ -315,10 +341,9 @@ def train_loop(sess, model, saver, flags, directory, next_batch, evaluate):
     for _ in range(iterations):
       start = time.time()
       enc, dec_in, dec_out = next_batch()
-      _, step_loss, lr = sess.run(
-          [model.train_op, model.loss, model.learning_rate],
-          {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
-           model.decoder_outputs: dec_out, model.keep_prob: flags.dropout_keep})
+      feed = feed_dict(model, enc, dec_in, dec_out)
+      feed[model.keep_prob] = flags.dropout_keep
+      _, step_loss, lr = sess.run([model.train_op, model.loss, model.learning_rate], feed)
       if not np.isfinite(step_loss):
         raise TrainingError("training loss became {} at step {}; stopped without saving "
                          "(last good checkpoint: {})".format(

@@ -114,17 +114,7 @@ def error_summaries(mean_errors, target_len):
 
 
 def model_predictor(sess, model):
-  def predict(enc, dec_in, dec_out):
-    return sess.run([model.outputs, model.loss],
-                    {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
-                     model.decoder_outputs: dec_out})
-  return predict
-
-
-def zero_velocity_predict(enc, dec_in, dec_out):
-  """Repeats the last observed frame (decoder input 0) over the horizon."""
-  preds = np.repeat(dec_in[:, :1], dec_out.shape[1], axis=1)
-  return preds, float(np.mean((dec_out - preds) ** 2))
+  return lambda *feeds: experiment.predict(sess, model, *feeds)
 
 
 # ----------------------------------------------------------------------------
@@ -168,7 +158,7 @@ def evaluate_zero_velocity(flags, data):
   """The baseline, scored with the ground-truth dimension rule."""
   srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in,
                   flags.seq_length_out)
-  results, _ = srnn.evaluate(zero_velocity_predict, mask_from="gt")
+  results, _ = srnn.evaluate(experiment.zero_velocity_predict, mask_from="gt")
   print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
   if flags.sample:
     write_samples(flags.samples_file, srnn, results)
@@ -200,9 +190,7 @@ def train(flags, data, directory):
     return data_utils.split_windows(windows, flags.seq_length_in)
 
   def evaluate(step, train_loss, step_time_ms, test_writer):
-    enc, dec_in, dec_out = next_batch(data.test)
-    val_loss = sess.run(model.loss, {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
-                                     model.decoder_outputs: dec_out})
+    _, val_loss = experiment.predict(sess, model, *next_batch(data.test))
     results, srnn_loss = srnn.evaluate(model_predictor(sess, model), mask_from="gt")
     mean_errors = {a: r[0] for a, r in results.items()}
     print_table(mean_errors, flags.seq_length_out)

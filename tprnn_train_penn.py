@@ -1,0 +1,158 @@
+"""Train or evaluate a TP-RNN on Penn Action 2D poses (SPEC.md §5).
+
+  python tprnn_train_penn.py                                # train
+  python tprnn_train_penn.py --sample --load N              # evaluate the validation set
+  python tprnn_train_penn.py --model zero_velocity          # baseline PCK
+"""
+
+import os
+
+import h5py
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import experiment
+import load
+
+PCK_SUMMARY_STEPS = (1, 6, 11, 16)
+
+
+def parse_flags(argv):
+  parser = experiment.flag_parser(__doc__.splitlines()[0], "./data/Penn_Action/labels",
+                                  seq_length_in=None, seq_length_out=load.PREDICTED_STEPS)
+  experiment.add_bool(parser, "init_velocity", False,
+                      "Observe two frames (a real initial velocity) instead of one "
+                      "frame repeated (zero initial velocity).")
+  flags = parser.parse_args(argv)
+  flags.encoder_length = 2 if flags.init_velocity else 1
+  if flags.seq_length_in is None:
+    flags.seq_length_in = flags.encoder_length + 1
+  if flags.seq_length_in != flags.encoder_length + 1:
+    raise experiment.UsageError(
+        "--seq_length_in {} does not match the Penn sequences: the encoder sees {} frame(s), "
+        "so --seq_length_in must be {}{}".format(
+            flags.seq_length_in, flags.encoder_length, flags.encoder_length + 1,
+            "" if flags.init_velocity else " (or 3 with --init_velocity)"))
+  if flags.seq_length_out != load.PREDICTED_STEPS:
+    raise experiment.UsageError("--seq_length_out {}: Penn sequences predict {} steps".format(
+        flags.seq_length_out, load.PREDICTED_STEPS))
+  experiment.check_common_flags(flags, "penn")
+  return flags
+
+
+def experiment_directory(flags):
+  """The original's layout, ending in init_velocity or zero_init_velocity."""
+  velocity = "init_velocity" if flags.init_velocity else "zero_init_velocity"
+  return os.path.join(experiment.experiment_dir(flags, flags.dataset), velocity)
+
+
+def model_feeds(sequences, encoder_length):
+  """Encoder, decoder input and target [N, ...] of sequences whose first
+  frame is repeated in front (zero initial velocity)."""
+  poses = load.with_repeated_first_frame(sequences.poses)  # [N, S+1, 26]
+  return (poses[:, :encoder_length], poses[:, encoder_length:-1],
+          poses[:, encoder_length + 1:])
+
+
+def pck_metrics(predictions, sequences, encoder_length):
+  """[16, 4]: l2 norm, euclidean, published PCK and per-joint PCK of each
+  predicted step, scored on the visible joints of the target frame."""
+  targets = model_feeds(sequences, encoder_length)[2]
+  rows = []
+  for step in range(predictions.shape[1]):
+    visible = sequences.visibilities[:, step + encoder_length]
+    l2, euclidean, pck = load.distance(predictions[:, step], targets[:, step], visible)
+    per_joint = load.distance(predictions[:, step], targets[:, step], visible, per_joint=True)[2]
+    rows.append((l2, euclidean, pck, per_joint))
+  return np.array(rows)
+
+
+def print_metrics(metrics, loss):
+  print("Validation loss: {}".format(loss))
+  for step, (l2, euclidean, pck, per_joint) in enumerate(metrics, 1):
+    print("Predict next %d steps, l2_norm: %f, euclidean: %f, pck: %f, pck_per_joint: %f"
+          % (step, l2, euclidean, pck, per_joint))
+
+
+def evaluate_validation(predict, val, encoder_length):
+  """Predicts the whole validation set and prints its metrics.
+  Returns (predictions [N, 16, 26], metrics [16, 4], loss)."""
+  predictions, loss = predict(*model_feeds(val, encoder_length))
+  metrics = pck_metrics(predictions, val, encoder_length)
+  print_metrics(metrics, loss)
+  return predictions, metrics, loss
+
+
+def write_samples(path, predictions, val, metrics, encoder_length):
+  """Predictions, ground truth and visibilities [N, 16, ...] of the predicted
+  steps, bounding-box lengths [N] and both PCK curves [16]."""
+  with experiment.atomic_output(path) as tmp:
+    with h5py.File(tmp, "w") as f:
+      f.create_dataset("predictions", data=predictions)
+      f.create_dataset("ground_truth", data=model_feeds(val, encoder_length)[2])
+      f.create_dataset("visibilities", data=val.visibilities[:, encoder_length:])
+      f.create_dataset("bounding_box_length", data=val.bounding_box_length)
+      f.create_dataset("pck", data=metrics[:, 2])
+      f.create_dataset("pck_per_joint", data=metrics[:, 3])
+  print("Wrote {}".format(path))
+
+
+def sample(flags, val, directory):
+  graph, model, saver = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed=0)
+  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    predictions, metrics, _ = evaluate_validation(
+        lambda *feeds: experiment.predict(sess, model, *feeds), val, flags.encoder_length)
+  write_samples(flags.samples_file, predictions, val, metrics, flags.encoder_length)
+
+
+def train(flags, train_set, val, directory):
+  seed = experiment.resolve_seed(flags.seed)
+  rng = np.random.RandomState(seed)
+  graph, model, saver = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed)
+  train_feeds = model_feeds(train_set, flags.encoder_length)
+
+  def next_batch():
+    chosen = rng.choice(len(train_feeds[0]), flags.batch_size)
+    return [feed[chosen] for feed in train_feeds]
+
+  def evaluate(step, train_loss, step_time_ms, test_writer):
+    _, metrics, val_loss = evaluate_validation(
+        lambda *feeds: experiment.predict(sess, model, *feeds), val, flags.encoder_length)
+    values = {"loss/loss": val_loss}
+    for s in PCK_SUMMARY_STEPS:
+      values["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
+      values["pck_per_joint/pck_step{}".format(s)] = metrics[s - 1, 3]
+    test_writer.add_summary(experiment.scalar_summary(values), step)
+    print("Global step: {}, learning rate: {:.4f}, step-time (ms): {:.4f}, "
+          "train loss avg: {:.4f}".format(sess.run(model.global_step),
+                                          sess.run(model.learning_rate), step_time_ms, train_loss))
+    pck = metrics[:, 2]
+    return -pck[-1], -np.mean(pck)
+
+  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
+
+
+def main(argv):
+  flags = parse_flags(argv)
+  val = load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity)
+  if flags.model == experiment.ZERO_VELOCITY:
+    predictions, metrics, _ = evaluate_validation(experiment.zero_velocity_predict, val,
+                                                  flags.encoder_length)
+    if flags.sample:
+      write_samples(flags.samples_file, predictions, val, metrics, flags.encoder_length)
+    return
+  directory = experiment_directory(flags)
+  print("Experiment directory: {}".format(directory))
+  if flags.sample:
+    return sample(flags, val, directory)
+  train_set = load.load_sequences(flags.data_dir, train=True, init_velocity=flags.init_velocity)
+  print("{} training and {} validation sequences from {}".format(
+      len(train_set.poses), len(val.poses), flags.data_dir))
+  return train(flags, train_set, val, directory)
+
+
+if __name__ == "__main__":
+  raise SystemExit(experiment.run_main(main) or 0)
