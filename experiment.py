@@ -13,6 +13,7 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import devices
 import tprnn_basic_model
 import tprnn_generic_model
 import tprnn_graph
@@ -107,7 +108,17 @@ def flag_parser(description, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--samples_file", default="samples.h5", help="Where --sample writes.")
   g.add_argument("--load", type=int, default=0,
                  help="Restore checkpoint-N of the experiment directory (resume or sample).")
-  add_bool(g, "use_cpu", False, "Run on the CPU even when a GPU is visible.")
+  g = p.add_argument_group("device and precision")
+  g.add_argument("--device", default="auto",
+                 help="auto (npu if npu_bridge imports, else gpu if one is visible, else "
+                      "cpu), cpu, gpu or npu.")
+  add_bool(g, "use_cpu", False, "The original's switch: same as --device cpu.")
+  add_bool(g, "mixed_precision", False,
+           "GPU: fp16 auto mixed precision with dynamic loss scaling; CPU: bf16 where "
+           "supported. Variables stay float32.")
+  g.add_argument("--precision_mode", default="force_fp16",
+                 help="NPU only: " + ", ".join(devices.NPU_PRECISION_MODES) + ".")
+  add_bool(g, "xla", False, "Compile the graph with XLA JIT.")
   return p
 
 
@@ -141,6 +152,10 @@ def check_common_flags(flags, dataset):
     raise UsageError("--dropout_keep must be in (0, 1], got {}".format(flags.dropout_keep))
   if flags.sample and flags.load <= 0 and flags.model != ZERO_VELOCITY:
     raise UsageError("--sample needs --load N, the checkpoint to evaluate")
+  if flags.model != ZERO_VELOCITY:
+    flags.placement = devices.resolve("cpu" if flags.use_cpu else flags.device,
+                                      flags.mixed_precision, flags.precision_mode, flags.xla)
+    print(devices.describe(flags.placement))
 
 
 def experiment_dir(flags, *dataset_parts):
@@ -166,7 +181,7 @@ def run_main(main, argv=None):
   from data_utils import DataError
   try:
     return main(sys.argv[1:] if argv is None else argv)
-  except (UsageError, TrainingError, DataError) as e:
+  except (UsageError, TrainingError, DataError, devices.DeviceError) as e:
     print("error: {}".format(e), file=sys.stderr)
     return 1
 
@@ -190,14 +205,14 @@ def build_model(flags, input_size, source_seq_len, seed):
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(seed)
-    model = MODELS[flags.model](model_config(flags, input_size, source_seq_len))
+    model = MODELS[flags.model](model_config(flags, input_size, source_seq_len),
+                                devices.optimizer_wrapper(flags.placement))
     saver = tf.train.Saver(tf.global_variables(), max_to_keep=10)
   return graph, model, saver
 
 
 def session_config(flags):
-  device_count = {"GPU": 0} if flags.use_cpu else {}
-  return tf.ConfigProto(device_count=device_count, allow_soft_placement=True)
+  return devices.session_config(flags.placement)
 
 
 def checkpoint_steps(directory):
@@ -223,8 +238,29 @@ def initialize_or_restore(sess, saver, directory, load):
     raise UsageError("--load {}: no {}-{} in {} (present: {})".format(
         load, CHECKPOINT_PREFIX, load, directory,
         ", ".join(str(s) for s in steps) or "none"))
-  print("Loading model {}".format(checkpoint_path(directory, load)))
-  saver.restore(sess, checkpoint_path(directory, load))
+  path = checkpoint_path(directory, load)
+  print("Loading model {}".format(path))
+  restorer = tf.train.Saver(restorable_variables(sess.graph, path))
+  sess.run(tf.global_variables_initializer())
+  restorer.restore(sess, path)
+
+
+def restorable_variables(graph, path):
+  """The graph's variables that checkpoint `path` holds, so that checkpoints
+  move between precisions and optimizers: state the checkpoint lacks (loss
+  scale, optimizer slots) starts fresh. Its extra entries are ignored; a
+  missing or differently shaped model weight is an error."""
+  stored = dict(tf.train.list_variables(path))
+  variables = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
+  trainable = set(graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES))
+  wrong = ["{} (model {}, checkpoint {})".format(v.op.name, v.shape.as_list(), stored.get(v.op.name))
+           for v in variables if v in trainable and stored.get(v.op.name) != v.shape.as_list()]
+  if wrong:
+    raise UsageError("{} does not fit this model: {}".format(path, "; ".join(wrong)))
+  fresh = [v.op.name for v in variables if v.op.name not in stored]
+  if fresh:
+    print("Not in the checkpoint, initialised fresh: {}".format(", ".join(fresh)))
+  return [v for v in variables if v.op.name in stored]
 
 
 def save_checkpoint(sess, saver, directory, step):
@@ -281,7 +317,7 @@ def atomic_output(path):
 
 def resolve_seed(seed):
   if seed is None:
-    seed = int(np.random.SeedSequence().entropy % (2 ** 31))
+    seed = int.from_bytes(os.urandom(4), "little") % 2 ** 31
   print("Seed: {}".format(seed))
   return seed
 

@@ -15,13 +15,13 @@ class TPRNNBasicModel(tprnn_graph.PrismModel):
   """SPEC.md §3. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
   odd- and even-call phases of the level-2 LSTM `lstm_1`."""
 
-  def __init__(self, config):
+  def __init__(self, config, wrap_optimizer=None):
     if (config.tprnn_scale, config.tprnn_layers, config.dropout_keep) != (2, 2, 1.0):
       raise ValueError(
           "the basic model needs --tprnn_scale 2 --tprnn_layers 2 --dropout_keep 1.0, "
           "got {} {} {}; use --model generic for other values".format(
               config.tprnn_scale, config.tprnn_layers, config.dropout_keep))
-    super(TPRNNBasicModel, self).__init__(config)
+    super(TPRNNBasicModel, self).__init__(config, wrap_optimizer)
 
   def generator_contexts(self, call, contexts):
     """[level-1 context, the level-2 phase that updated on the last call]."""

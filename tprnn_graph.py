@@ -79,8 +79,10 @@ class PrismModel(object):
   `outputs` is [N, out, P] and `loss` the mean squared error.
   """
 
-  def __init__(self, config):
+  def __init__(self, config, wrap_optimizer=None):
+    """wrap_optimizer: optional function adding loss scaling to the optimizer."""
     self.config = config
+    self.wrap_optimizer = wrap_optimizer or (lambda opt: opt)
     self.scale, self.layers = config.tprnn_scale, config.tprnn_layers
     self.channels = prism_channels(self.scale, self.layers)
     self.learning_rate = tf.Variable(float(config.learning_rate), trainable=False,
@@ -185,8 +187,8 @@ class PrismModel(object):
   def _build_training(self):
     """Clipped-gradient update. Returns (global gradient norm, train op)."""
     params = tf.trainable_variables()
-    gradients = tf.gradients(self.loss, params)
+    optimizer = self.wrap_optimizer(self.make_optimizer())
+    gradients = [g for g, _ in optimizer.compute_gradients(self.loss, params)]
     clipped, norm = tf.clip_by_global_norm(gradients, self.config.max_gradient_norm)
-    train_op = self.make_optimizer().apply_gradients(
-        zip(clipped, params), global_step=self.global_step)
+    train_op = optimizer.apply_gradients(zip(clipped, params), global_step=self.global_step)
     return norm, train_op

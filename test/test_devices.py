@@ -1,0 +1,166 @@
+"""Device and precision plumbing: the Ascend NPU session (with a stand-in
+npu_bridge), CPU bf16 and XLA against fp32."""
+
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+import devices
+import experiment
+import tprnn_train_human
+from conftest import H36M_DIR, need, run_script
+
+
+class StandInLossScaleOptimizer(object):
+  """Records how the project wraps its optimizer; delegates the math."""
+  instances = []
+
+  def __init__(self, opt, loss_scale_manager, is_distributed=False):
+    self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
+    StandInLossScaleOptimizer.instances.append(self)
+
+  def compute_gradients(self, loss, var_list):
+    return self.opt.compute_gradients(loss, var_list)
+
+  def apply_gradients(self, grads_and_vars, global_step=None):
+    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
+
+
+class StandInLossScaleManager(object):
+  def __init__(self, **kwargs):
+    self.kwargs = kwargs
+
+
+@pytest.fixture
+def npu_bridge(monkeypatch):
+  package = types.ModuleType("npu_bridge")
+  npu_init = types.ModuleType("npu_bridge.npu_init")
+  npu_init.NPULossScaleOptimizer = StandInLossScaleOptimizer
+  npu_init.ExponentialUpdateLossScaleManager = StandInLossScaleManager
+  package.npu_init = npu_init
+  monkeypatch.setitem(sys.modules, "npu_bridge", package)
+  monkeypatch.setitem(sys.modules, "npu_bridge.npu_init", npu_init)
+  StandInLossScaleOptimizer.instances = []
+  return npu_init
+
+
+def human_flags(argv):
+  return tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv)
+
+
+def npu_optimizer_options(config):
+  (custom,) = config.graph_options.rewrite_options.custom_optimizers
+  return custom.name, custom.parameter_map
+
+
+@pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
+def test_npu_session_config(npu_bridge, mode):
+  flags = human_flags(["--device", "npu", "--precision_mode", mode])
+  config = experiment.session_config(flags)
+  name, params = npu_optimizer_options(config)
+  assert name == "NpuOptimizer"
+  assert params["precision_mode"].s == mode.encode()
+  assert params["use_off_line"].b is True
+  assert config.graph_options.rewrite_options.remapping == RewriterConfig.OFF
+  assert config.graph_options.rewrite_options.memory_optimization == RewriterConfig.OFF
+
+
+def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge, capsys):
+  flags = human_flags([])
+  assert flags.placement.device == "npu"
+  assert "Device: npu, precision: precision_mode force_fp16" in capsys.readouterr().out
+  assert npu_optimizer_options(experiment.session_config(flags))[1]["precision_mode"].s == b"force_fp16"
+
+
+@pytest.mark.parametrize("mode,wrapped", [("force_fp16", True), ("allow_mix_precision", True),
+                                          ("allow_fp32_to_fp16", True),
+                                          ("must_keep_origin_dtype", False)])
+def test_npu_optimizer_loss_scaling(npu_bridge, mode, wrapped):
+  flags = human_flags(["--device", "npu", "--precision_mode", mode])
+  _, model, _ = experiment.build_model(flags, 54, 5, seed=0)
+  assert len(StandInLossScaleOptimizer.instances) == int(wrapped)
+  if wrapped:
+    (opt,) = StandInLossScaleOptimizer.instances
+    assert isinstance(opt.opt, tf.train.GradientDescentOptimizer)
+    assert opt.manager.kwargs == {"init_loss_scale": 2 ** 32, "incr_every_n_steps": 1000,
+                                  "decr_every_n_nan_or_inf": 2, "decr_ratio": 0.5}
+    assert opt.is_distributed is False
+
+
+def test_npu_without_npu_bridge_is_one_line_error():
+  code, _, err = run_script(tprnn_train_human, ["--device", "npu", "--action", "walking"])
+  assert code == 1 and err.count("\n") == 1
+  assert "error: --device npu needs Ascend's TensorFlow adapter (npu_bridge)" in err
+
+
+def test_unknown_device_and_precision_mode():
+  code, _, err = run_script(tprnn_train_human, ["--device", "tpu"])
+  assert code == 1 and "unknown --device 'tpu': expected one of auto, cpu, gpu, npu" in err
+  code, _, err = run_script(tprnn_train_human, ["--precision_mode", "fp8"])
+  assert code == 1 and "unknown --precision_mode 'fp8'" in err
+
+
+def test_use_cpu_is_device_cpu(capsys):
+  flags = human_flags(["--use_cpu"])
+  assert flags.placement.device == "cpu"
+  assert experiment.session_config(flags).device_count["GPU"] == 0
+
+
+def test_gpu_mixed_precision_config_and_loss_scale():
+  placement = devices.Placement("gpu", "fp16", False, None)
+  config = devices.session_config(placement)
+  assert config.graph_options.rewrite_options.auto_mixed_precision == RewriterConfig.ON
+  wrapped = devices.optimizer_wrapper(placement)(tf.train.GradientDescentOptimizer(0.1))
+  assert isinstance(wrapped, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
+
+
+def train_steps(argv, steps=4):
+  """Losses and predictions of a few training steps on fixed random feeds."""
+  flags = human_flags(["--rnn_size", "16", "--seq_length_in", "6", "--seq_length_out", "5"] + argv)
+  graph, model, _ = experiment.build_model(flags, 54, 6, seed=1)
+  rng = np.random.RandomState(0)
+  feeds = [rng.normal(size=(8, n, 54)).astype(np.float32) for n in (5, 5, 5)]
+  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+    sess.run(tf.global_variables_initializer())
+    losses = [sess.run([model.train_op, model.loss], experiment.feed_dict(model, *feeds))[1]
+              for _ in range(steps)]
+    return np.array(losses), sess.run(model.outputs, experiment.feed_dict(model, *feeds))
+
+
+def test_xla_gives_fp32_numbers():
+  losses, outputs = train_steps([])
+  xla_losses, xla_outputs = train_steps(["--xla"])
+  np.testing.assert_allclose(xla_losses, losses, atol=1e-4)
+  np.testing.assert_allclose(xla_outputs, outputs, atol=1e-4)
+
+
+TRAIN = ["--action", "walking", "--rnn_size", "64", "--iterations", "20", "--test_every", "20",
+         "--save_every", "20", "--seed", "2", "--seq_length_in", "20"]
+
+
+def test_cpu_bf16_training_close_to_fp32_and_checkpoint_restores_in_fp32(tmp_path):
+  need(H36M_DIR)
+  if not devices.cpu_supports_bf16():
+    pytest.skip("this CPU or TensorFlow has no bf16 support")
+  base = ["--data_dir", H36M_DIR, "--train_dir"]
+  code, fp32, err = run_script(tprnn_train_human, base + [str(tmp_path / "a")] + TRAIN)
+  assert code == 0, err
+  code, bf16, err = run_script(tprnn_train_human, base + [str(tmp_path / "b")] + TRAIN +
+                               ["--mixed_precision"])
+  assert code == 0, err
+  assert "precision: bf16" in bf16
+  loss = lambda out: np.array([float(x) for x in re.findall(r"step_loss: ([0-9.]+)", out)])
+  np.testing.assert_allclose(loss(bf16), loss(fp32), rtol=0.05)
+  row = lambda out: np.array([float(x) for x in re.findall(r"walking +\|(.*)\|", out)[-1]
+                              .replace("n/a", "nan").split("|")])
+  np.testing.assert_allclose(row(bf16), row(fp32), atol=0.02)
+  code, restored, err = run_script(tprnn_train_human, base + [str(tmp_path / "b")] + TRAIN +
+                                   ["--sample", "--load", "20", "--samples_file",
+                                    str(tmp_path / "s.h5")])
+  assert code == 0, err
+  assert "precision: fp32" in restored and "checkpoint-20" in restored
