@@ -32,10 +32,10 @@ class TPRNNGenericModel(tprnn_graph.PrismModel):
       h = tf.concat([velocity] + contexts, axis=1)
       for units, name in ((256, "generator1"), (128, "generator2")):
         with tf.variable_scope(name):
-          h = tf.nn.leaky_relu(tprnn_graph.dense(h, units, "kernel", "bias"), LEAKY_ALPHA)
+          h = tf.nn.leaky_relu(self.dense(h, units), LEAKY_ALPHA)
         h = tf.nn.dropout(h, rate=1.0 - self.keep_prob)
       with tf.variable_scope("generator_output"):
-        return tprnn_graph.dense(h, self.config.input_size, "kernel", "bias")
+        return self.dense(h, self.config.input_size)
 
   def make_optimizer(self):
     return tf.train.AdamOptimizer(self.learning_rate)

@@ -97,6 +97,48 @@ def test_basic_forward_equals_authors_penn_graph():
   np.testing.assert_allclose(outputs, np.transpose(expected, (1, 0, 2)), atol=1e-5)
 
 
+def test_gathered_gradients_equal_authors_graph_autodiff():
+  """The weight gradients the optimizer applies (one gathered product per
+  weight) equal TensorFlow's autodiff of the authors' graph on its pose loss."""
+  meta = need(PENN_CHECKPOINT + ".meta")
+  rng = np.random.RandomState(8)
+  cfg = config(input_size=26, source=2, target=16, rnn=1024)
+  enc, dec_in, dec_out = feeds(rng, 4, cfg)
+  authors = tf.Graph()
+  with authors.as_default():
+    tf.train.import_meta_graph(meta)
+    values = random_weights(authors.get_collection("variables"), rng, scale=0.05)
+    trainable = [v for v in authors.get_collection("trainable_variables")
+                 if "activity_mt" not in v.op.name]
+    grads = tf.gradients(authors.get_tensor_by_name("loss_angles/Mean:0"), trainable)
+    with tf.Session(graph=authors) as sess:
+      for v in authors.get_collection("variables"):
+        if v.op.name in values:
+          v.load(values[v.op.name], sess)
+      zeros = np.zeros((4, 1024), np.float32)
+      expected = dict(zip([v.op.name for v in trainable], sess.run(grads, {
+          "inputs/enc_in:0": enc, "inputs/dec_in:0": dec_in, "inputs/dec_out:0": dec_out,
+          "Placeholder:0": zeros, "Placeholder_1:0": zeros})))
+  graph, model = build(tprnn_basic_model.TPRNNBasicModel, cfg)
+  with graph.as_default():
+    params = tf.trainable_variables()
+    ours = model.gradients(model.loss, params)
+    with tf.Session() as sess:
+      for v in graph.get_collection("variables"):
+        if v.op.name in values:
+          v.load(values[v.op.name], sess)
+        else:
+          sess.run(v.initializer)
+      ours = dict(zip([v.op.name for v in params], sess.run(
+          ours, {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
+                 model.decoder_outputs: dec_out})))
+  assert sorted(ours) == sorted(expected)
+  for name, grad in expected.items():
+    scale = np.abs(grad).max()
+    assert scale > 0
+    np.testing.assert_allclose(ours[name], grad, atol=1e-5 * scale, err_msg=name)
+
+
 @pytest.mark.parametrize("input_size,index", [(54, HUMAN_INDEX), (26, PENN_CHECKPOINT)])
 def test_basic_variables_match_published_checkpoint(input_size, index):
   need(index + ".index")
@@ -118,13 +160,15 @@ def level_gradients(fix, scale=2, layers=2):
   graph, model = build(tprnn_generic_model.TPRNNGenericModel, cfg, seed=3)
   with graph.as_default():
     kernels = [v for v in tf.trainable_variables() if v.op.name.endswith("basic_lstm_cell/kernel")]
-    grads = tf.gradients(model.loss, kernels, unconnected_gradients="zero")
+    grads = model.gradients(model.loss, kernels)  # what the optimizer applies
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
       enc, dec_in, dec_out = feeds(np.random.RandomState(0), 3, cfg)
-      values = sess.run(grads, {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
-                                model.decoder_outputs: dec_out})
-  return {k.op.name.split("/")[1]: np.abs(g).max() for k, g in zip(kernels, values)}
+      values = sess.run([g for g in grads if g is not None], {
+          model.encoder_inputs: enc, model.decoder_inputs: dec_in, model.decoder_outputs: dec_out})
+  values = iter(values)
+  return {k.op.name.split("/")[1]: 0.0 if g is None else np.abs(next(values)).max()
+          for k, g in zip(kernels, grads)}
 
 
 @pytest.mark.parametrize("layers", [2, 3])
