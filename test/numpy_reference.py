@@ -20,9 +20,9 @@ def leaky(x, alpha):
   return np.where(x > 0, x, alpha * x)
 
 
-def basic_forward(w, enc_in, dec_in, target_len, rnn_size):
-  """w: {checkpoint name: array}. enc_in [N, in-1, P], dec_in [N, out, P].
-  Returns predictions [N, out, P] (float64)."""
+def basic_forward(w, enc_in, dec_in, target_len, rnn_size, alpha=0.3):
+  """w: {checkpoint name: array}. enc_in [N, in-1, P], dec_in [N, out, P];
+  alpha: the generator's LeakyReLU slope. Returns predictions [N, out, P]."""
   n = enc_in.shape[0]
   k0, b0 = w["setup_context_lstm/lstm_0/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_0/basic_lstm_cell/bias"]
   k1, b1 = w["setup_context_lstm/lstm_1/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_1/basic_lstm_cell/bias"]
@@ -48,8 +48,8 @@ def basic_forward(w, enc_in, dec_in, target_len, rnn_size):
     if step >= enc_in.shape[1]:
       level2 = ctx[2] if (step + 1) % 2 == 0 else ctx[1]
       x = np.concatenate([vel, ctx[0], level2], axis=1)
-      x = leaky(x @ w["dense_1_W"] + w["dense_1_b"], 0.3)
-      x = leaky(x @ w["dense_2_W"] + w["dense_2_b"], 0.3)
+      x = leaky(x @ w["dense_1_W"] + w["dense_1_b"], alpha)
+      x = leaky(x @ w["dense_2_W"] + w["dense_2_b"], alpha)
       preds.append(cur + x @ w["dense_3_W"] + w["dense_3_b"])
     ctx_before, ctx, cell = ctx, new_ctx, new_cell
     prev = cur

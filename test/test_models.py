@@ -48,14 +48,37 @@ def feeds(rng, n, cfg):
   return enc, dec_in, dec_out
 
 
+def load_values(sess, graph, values):
+  """Assigns `values` by variable name; initialises the other variables."""
+  for v in graph.get_collection("variables"):
+    if v.op.name in values:
+      v.load(values[v.op.name], sess)
+    else:
+      sess.run(v.initializer)
+
+
 def run_forward(graph, model, values, enc, dec_in, dec_out):
   with tf.Session(graph=graph) as sess:
-    sess.run(tf.global_variables_initializer())
-    for v in graph.get_collection("variables"):
-      if v.op.name in values:
-        v.load(values[v.op.name], sess)
+    load_values(sess, graph, values)
     return sess.run([model.outputs, model.loss], {
         model.encoder_inputs: enc, model.decoder_inputs: dec_in, model.decoder_outputs: dec_out})
+
+
+def run_authors_graph(rng, enc, dec_in, dec_out, fetches):
+  """Runs fetches(graph) in the authors' Penn training graph with small random
+  weights. Returns (the weights by name, the fetched values)."""
+  authors = tf.Graph()
+  with authors.as_default():
+    tf.train.import_meta_graph(need(PENN_CHECKPOINT + ".meta"))
+    values = random_weights(authors.get_collection("variables"), rng, scale=0.05)
+    fetched = fetches(authors)
+    with tf.Session(graph=authors) as sess:
+      load_values(sess, authors, values)
+      zeros = np.zeros((len(enc), 1024), np.float32)
+      return values, sess.run(fetched, {
+          "inputs/enc_in:0": enc, "inputs/dec_in:0": dec_in, "inputs/dec_out:0": dec_out,
+          "inputs/act_labels:0": np.zeros((len(enc), 1), np.float32),
+          "Placeholder:0": zeros, "Placeholder_1:0": zeros})
 
 
 @pytest.mark.parametrize("source,target", [(2, 16), (7, 5), (6, 4)])
@@ -74,23 +97,11 @@ def test_basic_forward_equals_numpy_reference(source, target):
 def test_basic_forward_equals_authors_penn_graph():
   """Imports the authors' TF 1.4 training graph, gives it and our model the
   same random weights, and compares all 16 predicted frames."""
-  meta = need(PENN_CHECKPOINT + ".meta")
   rng = np.random.RandomState(7)
   cfg = config(input_size=26, source=2, target=16, rnn=1024)
   enc, dec_in, dec_out = feeds(rng, 4, cfg)
-  authors = tf.Graph()
-  with authors.as_default():
-    tf.train.import_meta_graph(meta)
-    values = random_weights(authors.get_collection("variables"), rng, scale=0.05)
-    with tf.Session(graph=authors) as sess:
-      for v in authors.get_collection("variables"):
-        if v.op.name in values:
-          v.load(values[v.op.name], sess)
-      zeros = np.zeros((4, 1024), np.float32)
-      expected = sess.run("loss_angles/Sub/y:0", {
-          "inputs/enc_in:0": enc, "inputs/dec_in:0": dec_in, "inputs/dec_out:0": dec_out,
-          "inputs/act_labels:0": np.zeros((4, 1), np.float32),
-          "Placeholder:0": zeros, "Placeholder_1:0": zeros})
+  values, expected = run_authors_graph(rng, enc, dec_in, dec_out,
+                                       lambda g: g.get_tensor_by_name("loss_angles/Sub/y:0"))
   graph, model = build(tprnn_basic_model.TPRNNBasicModel, cfg)
   outputs, _ = run_forward(graph, model, values, enc, dec_in, dec_out)
   assert expected.shape == (16, 4, 26)
@@ -100,38 +111,24 @@ def test_basic_forward_equals_authors_penn_graph():
 def test_gathered_gradients_equal_authors_graph_autodiff():
   """The weight gradients the optimizer applies (one gathered product per
   weight) equal TensorFlow's autodiff of the authors' graph on its pose loss."""
-  meta = need(PENN_CHECKPOINT + ".meta")
   rng = np.random.RandomState(8)
   cfg = config(input_size=26, source=2, target=16, rnn=1024)
   enc, dec_in, dec_out = feeds(rng, 4, cfg)
-  authors = tf.Graph()
-  with authors.as_default():
-    tf.train.import_meta_graph(meta)
-    values = random_weights(authors.get_collection("variables"), rng, scale=0.05)
-    trainable = [v for v in authors.get_collection("trainable_variables")
-                 if "activity_mt" not in v.op.name]
-    grads = tf.gradients(authors.get_tensor_by_name("loss_angles/Mean:0"), trainable)
-    with tf.Session(graph=authors) as sess:
-      for v in authors.get_collection("variables"):
-        if v.op.name in values:
-          v.load(values[v.op.name], sess)
-      zeros = np.zeros((4, 1024), np.float32)
-      expected = dict(zip([v.op.name for v in trainable], sess.run(grads, {
-          "inputs/enc_in:0": enc, "inputs/dec_in:0": dec_in, "inputs/dec_out:0": dec_out,
-          "Placeholder:0": zeros, "Placeholder_1:0": zeros})))
+
+  def pose_loss_gradients(g):
+    trainable = [v for v in g.get_collection("trainable_variables") if "activity_mt" not in v.op.name]
+    grads = tf.gradients(g.get_tensor_by_name("loss_angles/Mean:0"), trainable)
+    return dict(zip([v.op.name for v in trainable], grads))
+
+  values, expected = run_authors_graph(rng, enc, dec_in, dec_out, pose_loss_gradients)
   graph, model = build(tprnn_basic_model.TPRNNBasicModel, cfg)
   with graph.as_default():
     params = tf.trainable_variables()
-    ours = model.gradients(model.loss, params)
+    grads = model.gradients(model.loss, params)
     with tf.Session() as sess:
-      for v in graph.get_collection("variables"):
-        if v.op.name in values:
-          v.load(values[v.op.name], sess)
-        else:
-          sess.run(v.initializer)
-      ours = dict(zip([v.op.name for v in params], sess.run(
-          ours, {model.encoder_inputs: enc, model.decoder_inputs: dec_in,
-                 model.decoder_outputs: dec_out})))
+      load_values(sess, graph, values)
+      ours = dict(zip([v.op.name for v in params], sess.run(grads, {
+          model.encoder_inputs: enc, model.decoder_inputs: dec_in, model.decoder_outputs: dec_out})))
   assert sorted(ours) == sorted(expected)
   for name, grad in expected.items():
     scale = np.abs(grad).max()
@@ -199,13 +196,7 @@ def test_generic_fixed_k2_m2_equals_basic_prism():
   for i, name in enumerate(("generator1", "generator2", "generator_output"), 1):
     renamed["dense_{}_W".format(i)] = values["setup_context_lstm/generator/{}/kernel".format(name)]
     renamed["dense_{}_b".format(i)] = values["setup_context_lstm/generator/{}/bias".format(name)]
-  import numpy_reference
-  original_leaky = numpy_reference.leaky
-  numpy_reference.leaky = lambda x, alpha: original_leaky(x, 0.2)
-  try:
-    expected = basic_forward(renamed, enc, dec_in, 6, 7)
-  finally:
-    numpy_reference.leaky = original_leaky
+  expected = basic_forward(renamed, enc, dec_in, 6, 7, alpha=0.2)  # SPEC §4
   np.testing.assert_allclose(outputs, expected, atol=1e-5)
 
 
