@@ -95,9 +95,6 @@ def session_config(placement):
   """The ConfigProto for a placement."""
   config = tf.ConfigProto(allow_soft_placement=True)
   rewrites = config.graph_options.rewrite_options
-  # Its FoldTransposeIntoMatMul would undo the transposed weights of
-  # tprnn_graph.Projection, bringing back 4-5x slower transpose_b products.
-  rewrites.arithmetic_optimization = RewriterConfig.OFF
   if placement.device == "cpu":
     config.device_count["GPU"] = 0
   if placement.precision == "bf16":

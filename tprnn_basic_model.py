@@ -31,7 +31,7 @@ class TPRNNBasicModel(tprnn_graph.PrismModel):
     """concat[velocity, contexts] -> 256 -> 128 -> P, LeakyReLU(0.3).
     Variables live at the graph's top level, as Keras 1 named them."""
     with tf.variable_scope(tf.VariableScope(tf.AUTO_REUSE, name="")):
-      h = tf.concat([velocity] + contexts, axis=1)
+      h = tf.concat([velocity] + contexts, axis=0)  # [P + levels*U, N]
       h = tf.nn.leaky_relu(self.dense(h, 256, "dense_1_W", "dense_1_b"), LEAKY_ALPHA)
       h = tf.nn.leaky_relu(self.dense(h, 128, "dense_2_W", "dense_2_b"), LEAKY_ALPHA)
       return self.dense(h, self.config.input_size, "dense_3_W", "dense_3_b")

@@ -29,7 +29,7 @@ class TPRNNGenericModel(tprnn_graph.PrismModel):
     """concat[velocity, contexts] -> 256 -> 128 -> P, LeakyReLU(0.2) and
     dropout after each hidden layer."""
     with tf.variable_scope("generator", reuse=tf.AUTO_REUSE):
-      h = tf.concat([velocity] + contexts, axis=1)
+      h = tf.concat([velocity] + contexts, axis=0)  # [P + levels*U, N]
       for units, name in ((256, "generator1"), (128, "generator2")):
         with tf.variable_scope(name):
           h = tf.nn.leaky_relu(self.dense(h, units), LEAKY_ALPHA)

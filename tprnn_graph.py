@@ -32,50 +32,59 @@ VELOCITY_FILTER = np.array([[-1.0], [1.0]], dtype=np.float32)
 
 
 class Projection(object):
-  """A weight `kernel` [I, O] + `bias` [O] applied at many time steps.
+  """A weight `kernel` [I, O] + `bias` [O] applied at many time steps to
+  feature-major activations x [I, N] (one column per sequence).
 
-  Forward, z^T = kernel^T x^T with kernel^T [O, I] transposed once per run;
-  the input gradient autodiff then builds is a plain [N, O] x [O, I] product
-  (the x @ kernel form would give a transpose_b product 4-5x slower on CPU).
-  The weight gradient is one product of the stacked step inputs [T*N, I] and
-  pre-activation gradients [T*N, O] instead of T small ones and their sum.
+  The input gradient is the plain product kernel dz (a custom gradient):
+  autodiff of the row-major x kernel would give dz kernel^T, a transpose_b
+  product 4-5x slower on CPU, and in bf16 plain products are the fastest
+  form. The weight gradient is one product of the stacked step inputs
+  [I, T*N] and pre-activation gradients [O, T*N] instead of T small ones
+  and their sum (see PrismModel.gradients).
   """
 
   def __init__(self, kernel, bias):
     self.kernel, self.bias = kernel, bias
-    self.kernel_t = tf.transpose(tf.stop_gradient(kernel))  # [O, I]
+    weights = tf.stop_gradient(kernel)  # [I, O]
+    self.bias_column = tf.reshape(tf.stop_gradient(bias), [-1, 1])  # [O, 1]
     self.inputs, self.outputs = [], []
 
+    @tf.custom_gradient
+    def project(x):
+      """kernel^T x, with input gradient kernel dz as a plain product."""
+      return tf.matmul(weights, x, transpose_a=True), lambda dz: tf.matmul(weights, dz)
+    self._project = project
+
   def __call__(self, x):
-    """x [N, I] -> x kernel + bias [N, O]."""
-    z = tf.transpose(tf.matmul(self.kernel_t, x, transpose_b=True)) + self.bias  # [N, O]
+    """x [I, N] -> kernel^T x + bias [O, N]."""
+    z = self._project(x) + self.bias_column
     self.inputs.append(x)
     self.outputs.append(z)
     return z
 
   def weight_gradients(self, output_gradients):
-    """d kernel [I, O], d bias [O] from the gradients [N, O] of every use
+    """d kernel [I, O], d bias [O] from the gradients [O, N] of every use
     (None where a use does not reach the loss); (None, None) if none does."""
     if all(g is None for g in output_gradients):
       return None, None
     grads = tf.concat([tf.zeros_like(z) if g is None else g
-                       for z, g in zip(self.outputs, output_gradients)], axis=0)  # [T*N, O]
-    inputs = tf.concat(self.inputs, axis=0)  # [T*N, I]
-    return tf.matmul(inputs, grads, transpose_a=True), tf.reduce_sum(grads, axis=0)
+                       for z, g in zip(self.outputs, output_gradients)], axis=1)  # [O, T*N]
+    inputs = tf.concat(self.inputs, axis=1)  # [I, T*N]
+    return tf.matmul(inputs, grads, transpose_b=True), tf.reduce_sum(grads, axis=1)
 
 
 def lstm_cell(project, inputs, state, num_units):
-  """BasicLSTMCell (state_is_tuple=False, forget bias 1.0) whose gate
-  pre-activations come from `project` (a PrismModel.dense in the scope
-  holding `basic_lstm_cell/kernel`). inputs [N, I], state [N, 2U] = concat[c, h].
-  Returns (h [N, U], new state [N, 2U])."""
-  c, h = tf.split(state, 2, axis=1)
+  """BasicLSTMCell (state_is_tuple=False, forget bias 1.0) on feature-major
+  activations, its gate pre-activations from `project` (a PrismModel.dense in
+  the scope holding `basic_lstm_cell/kernel`). inputs [I, N], state [2U, N] =
+  concat[c, h]. Returns (h [U, N], new state [2U, N])."""
+  c, h = tf.split(state, 2, axis=0)
   with tf.variable_scope("basic_lstm_cell"):
-    gates = project(tf.concat([inputs, h], axis=1), 4 * num_units)
-  i, j, f, o = tf.split(gates, 4, axis=1)
+    gates = project(tf.concat([inputs, h], axis=0), 4 * num_units)  # [4U, N]
+  i, j, f, o = tf.split(gates, 4, axis=0)
   new_c = c * tf.sigmoid(f + 1.0) + tf.sigmoid(i) * tf.tanh(j)
   new_h = tf.tanh(new_c) * tf.sigmoid(o)
-  return new_h, tf.concat([new_c, new_h], axis=1)
+  return new_h, tf.concat([new_c, new_h], axis=0)
 
 
 def channel_offset(level, scale):
@@ -99,7 +108,8 @@ class PrismModel(object):
   Subclasses define the generator, which contexts it reads, the LSTM input
   dropout and the optimiser. Placeholders: encoder_inputs [N, in-1, P],
   decoder_inputs [N, out, P], decoder_outputs [N, out, P]; the output
-  `outputs` is [N, out, P] and `loss` the mean squared error.
+  `outputs` is [N, out, P] and `loss` the mean squared error. Inside the
+  roll-out, poses, contexts and states are feature-major, [features, N].
   """
 
   def __init__(self, config, wrap_optimizer=None):
@@ -143,12 +153,12 @@ class PrismModel(object):
     Returns the stacked predictions [N, out, P]."""
     c = self.config
     f = self._filters()[0]
-    enc = tf.unstack(self.encoder_inputs, axis=1)  # in-1 x [N, P]
-    first_decoder_pose = self.decoder_inputs[:, 0]
-    zeros = tf.zeros([tf.shape(self.encoder_inputs)[0], c.rnn_size])
+    enc = tf.unstack(tf.transpose(self.encoder_inputs, [1, 2, 0]))  # in-1 x [P, N]
+    first_decoder_pose = tf.transpose(self.decoder_inputs[:, 0])  # [P, N]
+    zeros = tf.zeros([c.rnn_size, tf.shape(self.encoder_inputs)[0]])  # [U, N]
     contexts = [zeros] * len(self.channels)
     previous_contexts = contexts
-    states = [tf.concat([zeros, zeros], axis=1)] * len(self.channels)
+    states = [tf.concat([zeros, zeros], axis=0)] * len(self.channels)
 
     predictions = []
     previous_pose = enc[0]
@@ -169,7 +179,7 @@ class PrismModel(object):
               velocity, self.generator_contexts(call, contexts)))
         previous_pose = pose
         previous_contexts, contexts = contexts, new_contexts
-    return tf.stack(predictions, axis=1)  # [N, out, P]
+    return tf.transpose(tf.stack(predictions), [2, 0, 1])  # [out, P, N] -> [N, out, P]
 
   def _prism_step(self, call, velocity, contexts, previous_contexts, states):
     """One call of every channel: an updating channel runs its level's LSTM on
@@ -193,10 +203,10 @@ class PrismModel(object):
     return new_contexts, new_states
 
   def dense(self, inputs, units, kernel_name="kernel", bias_name="bias"):
-    """inputs [N, I] -> inputs kernel + bias [N, units], with Glorot-uniform
-    kernel and zero bias named in the current variable scope (which must
-    reuse), through the kernel's Projection."""
-    kernel = tf.get_variable(kernel_name, [int(inputs.shape[-1]), units],
+    """Feature-major inputs [I, N] -> kernel^T inputs + bias [units, N], with
+    Glorot-uniform kernel [I, units] and zero bias named in the current
+    variable scope (which must reuse), through the kernel's Projection."""
+    kernel = tf.get_variable(kernel_name, [int(inputs.shape[0]), units],
                              initializer=tf.glorot_uniform_initializer())
     bias = tf.get_variable(bias_name, [units], initializer=tf.zeros_initializer())
     if kernel.op.name not in self.projections:

@@ -164,3 +164,24 @@ def test_cpu_bf16_training_close_to_fp32_and_checkpoint_restores_in_fp32(tmp_pat
                                     str(tmp_path / "s.h5")])
   assert code == 0, err
   assert "precision: fp32" in restored and "checkpoint-20" in restored
+
+
+def test_fp16_loss_scaling_composes_with_gathered_gradients():
+  """The GPU's dynamic loss-scale wrapper calls the model's gradients with a
+  scaled loss; the scale is a power of two, so on the CPU (no fp16 rewrite)
+  the updated weights equal the unwrapped step's."""
+  def one_step(placement):
+    flags = human_flags(["--rnn_size", "8", "--seq_length_in", "5", "--seq_length_out", "4"])
+    flags.placement = placement
+    graph, model, _ = experiment.build_model(flags, 54, 5, seed=4)
+    feeds = [np.random.RandomState(1).normal(size=(3, n, 54)).astype(np.float32) for n in (4, 4, 4)]
+    with tf.Session(graph=graph) as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(model.train_op, experiment.feed_dict(model, *feeds))
+      with graph.as_default():
+        return {v.op.name: sess.run(v) for v in tf.trainable_variables()}
+  plain = one_step(devices.Placement("cpu", "fp32", False, None))
+  scaled = one_step(devices.Placement("gpu", "fp16", False, None))
+  assert sorted(plain) == sorted(scaled)
+  for name in plain:
+    np.testing.assert_allclose(scaled[name], plain[name], atol=1e-7, err_msg=name)
