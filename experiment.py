@@ -366,52 +366,52 @@ def train_loop(sess, model, saver, flags, directory, next_batch, evaluate):
   evaluate(step, train_loss, step_time_ms, test_writer) returns the two
   lower-is-better criteria of the best-model rule.
   """
-  log_dir = os.path.join(directory, "log")
-  train_writer = tf.summary.FileWriter(os.path.join(log_dir, "train"), sess.graph)
-  test_writer = tf.summary.FileWriter(os.path.join(log_dir, "test"))
+  train_writer = tf.summary.FileWriter(os.path.join(directory, "log", "train"), sess.graph)
+  test_writer = tf.summary.FileWriter(os.path.join(directory, "log", "test"))
   current_step = 0 if flags.load <= 0 else flags.load + 1
   best, last_saved = Best(), flags.load if flags.load > 0 else None
   step_time = loss = 0.0
   iterations = flags.iterations if flags.more == 0 else flags.more
-  with _StopOnSignal() as stop:
-    for _ in range(iterations):
-      start = time.time()
-      enc, dec_in, dec_out = next_batch()
-      feed = feed_dict(model, enc, dec_in, dec_out)
-      feed[model.keep_prob] = flags.dropout_keep
-      _, step_loss, lr = sess.run([model.train_op, model.loss, model.learning_rate], feed)
-      if not np.isfinite(step_loss):
-        raise TrainingError("training loss became {} at step {}; stopped without saving "
-                         "(last good checkpoint: {})".format(
-                             step_loss, current_step,
-                             checkpoint_path(directory, last_saved) if last_saved else "none"))
-      train_writer.add_summary(scalar_summary(
-          {"loss/loss": step_loss, "learning_rate/learning_rate": lr}), current_step)
-      elapsed = time.time() - start
-      if current_step % PRINT_EVERY == 0:
-        print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step)".format(
-            current_step, step_loss, elapsed * 1000))
-      step_time += elapsed / flags.test_every
-      loss += step_loss / flags.test_every
-      current_step += 1
+  try:
+    with _StopOnSignal() as stop:
+      for _ in range(iterations):
+        start = time.time()
+        feed = feed_dict(model, *next_batch())
+        feed[model.keep_prob] = flags.dropout_keep
+        _, step_loss, lr = sess.run([model.train_op, model.loss, model.learning_rate], feed)
+        if not np.isfinite(step_loss):
+          raise TrainingError(
+              "training loss became {} at step {}; stopped without saving (last good "
+              "checkpoint: {})".format(step_loss, current_step, checkpoint_path(
+                  directory, last_saved) if last_saved else "none"))
+        train_writer.add_summary(scalar_summary(
+            {"loss/loss": step_loss, "learning_rate/learning_rate": lr}), current_step)
+        elapsed = time.time() - start
+        if current_step % PRINT_EVERY == 0:
+          print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step)".format(
+              current_step, step_loss, elapsed * 1000))
+        step_time += elapsed / flags.test_every
+        loss += step_loss / flags.test_every
+        current_step += 1
 
-      if current_step % flags.learning_rate_step == 0:
-        sess.run(model.learning_rate_decay_op)
+        if current_step % flags.learning_rate_step == 0:
+          sess.run(model.learning_rate_decay_op)
 
-      if current_step % flags.test_every == 0:
-        criteria = evaluate(current_step, loss, step_time * 1000, test_writer)
-        if best.update(criteria, current_step):
-          print("Found a better model; checkpoint id {}".format(current_step))
-          if current_step % flags.save_every == 0:
-            save_checkpoint(sess, saver, directory, current_step)
-            last_saved = current_step
-        step_time = loss = 0.0
-        sys.stdout.flush()
-      if stop.requested:
-        print("Interrupted at step {}.".format(current_step))
-        break
-  save_checkpoint(sess, saver, directory, current_step)
-  print("Best model's checkpoint id: {}".format(best.step))
-  train_writer.close()
-  test_writer.close()
-  return current_step
+        if current_step % flags.test_every == 0:
+          criteria = evaluate(current_step, loss, step_time * 1000, test_writer)
+          if best.update(criteria, current_step):
+            print("Found a better model; checkpoint id {}".format(current_step))
+            if current_step % flags.save_every == 0:
+              save_checkpoint(sess, saver, directory, current_step)
+              last_saved = current_step
+          step_time = loss = 0.0
+          sys.stdout.flush()
+        if stop.requested:
+          print("Interrupted at step {}; resume with --load {}.".format(
+              current_step, current_step))
+          break
+    save_checkpoint(sess, saver, directory, current_step)
+    print("Best model's checkpoint id: {}".format(best.step))
+  finally:
+    train_writer.close()
+    test_writer.close()

@@ -246,7 +246,7 @@ def test_ctrl_c_saves_and_exits(tmp_path):
   out = proc.stdout.read()
   proc.wait(timeout=120)
   assert proc.returncode == 0, proc.stderr.read()
-  step = int(re.search(r"Interrupted at step (\d+)\.", out).group(1))
+  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", out).group(1))
   assert step >= 21
   files = [f for _, _, fs in os.walk(str(tmp_path)) for f in fs]
   assert "checkpoint-{}.index".format(step) in files
