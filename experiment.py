@@ -59,7 +59,7 @@ def add_bool(group, name, default, help_text):
   group.add_argument("--no" + name, dest=name, action="store_false", help=argparse.SUPPRESS)
 
 
-def flag_parser(description, data_dir, seq_length_in, seq_length_out):
+def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
   """The original's flags (same names and defaults) plus this port's own."""
   p = _Parser(description=description,
               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -99,7 +99,7 @@ def flag_parser(description, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--data_dir", default=os.path.normpath(data_dir), help="Data directory.")
   g.add_argument("--train_dir", default=os.path.normpath("./experiments/"),
                  help="Root of the experiment directories.")
-  g.add_argument("--dataset", default=None, help="human or penn (fixed by the script).")
+  g.add_argument("--dataset", default=dataset, help="human or penn (fixed by the script).")
   g = p.add_argument_group("running")
   g.add_argument("--test_every", type=int, default=1000, help="Evaluate every this many steps.")
   g.add_argument("--save_every", type=int, default=1000,
@@ -124,8 +124,6 @@ def flag_parser(description, data_dir, seq_length_in, seq_length_out):
 
 def check_common_flags(flags, dataset):
   """Validates what both scripts share; raises UsageError naming the flag."""
-  if flags.dataset is None:
-    flags.dataset = dataset
   if flags.dataset != dataset:
     raise UsageError("--dataset {} does not match this script, which trains on {}".format(
         flags.dataset, dataset))

@@ -19,7 +19,7 @@ SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the origin
 
 
 def parse_flags(argv):
-  parser = experiment.flag_parser(__doc__.splitlines()[0], "./data/h3.6m/dataset",
+  parser = experiment.flag_parser(__doc__.splitlines()[0], "human", "./data/h3.6m/dataset",
                                   seq_length_in=50, seq_length_out=10)
   parser.add_argument("--action", default="all",
                       help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")

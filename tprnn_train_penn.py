@@ -18,7 +18,7 @@ PCK_SUMMARY_STEPS = (1, 6, 11, 16)
 
 
 def parse_flags(argv):
-  parser = experiment.flag_parser(__doc__.splitlines()[0], "./data/Penn_Action/labels",
+  parser = experiment.flag_parser(__doc__.splitlines()[0], "penn", "./data/Penn_Action/labels",
                                   seq_length_in=None, seq_length_out=load.PREDICTED_STEPS)
   experiment.add_bool(parser, "init_velocity", False,
                       "Observe two frames (a real initial velocity) instead of one "
