@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import devices
+from data_utils import DataError
 import tprnn_basic_model
 import tprnn_generic_model
 import tprnn_graph
@@ -130,12 +131,11 @@ def check_common_flags(flags, dataset):
   if flags.model not in list(MODELS) + [ZERO_VELOCITY]:
     raise UsageError("unknown --model '{}': expected one of {}".format(
         flags.model, ", ".join(list(MODELS) + [ZERO_VELOCITY])))
-  if flags.model == "basic" and (flags.tprnn_scale, flags.tprnn_layers,
-                                 flags.dropout_keep) != (2, 2, 1.0):
-    raise UsageError(
-        "--model basic needs --tprnn_scale 2 --tprnn_layers 2 --dropout_keep 1.0 "
-        "(got {} {} {}); use --model generic".format(
-            flags.tprnn_scale, flags.tprnn_layers, flags.dropout_keep))
+  if flags.model == "basic":
+    message = tprnn_basic_model.unsupported_prism(flags.tprnn_scale, flags.tprnn_layers,
+                                                  flags.dropout_keep)
+    if message:
+      raise UsageError(message)
   if not flags.omit_one_hot:
     raise UsageError("--omit_one_hot false is not supported: the TP-RNN models take "
                      "poses without the one-hot action code")
@@ -176,7 +176,6 @@ def experiment_dir(flags, *dataset_parts):
 def run_main(main, argv=None):
   """Runs main(argv); a UsageError or data error becomes one line on stderr
   and exit status 1, without a traceback."""
-  from data_utils import DataError
   try:
     return main(sys.argv[1:] if argv is None else argv)
   except (UsageError, TrainingError, DataError, devices.DeviceError) as e:
@@ -225,7 +224,7 @@ def checkpoint_path(directory, step):
   return os.path.join(directory, "{}-{}".format(CHECKPOINT_PREFIX, step))
 
 
-def initialize_or_restore(sess, saver, directory, load):
+def initialize_or_restore(sess, directory, load):
   """Initialises fresh variables (load <= 0) or restores checkpoint-`load`."""
   if load <= 0:
     print("Creating model with fresh parameters.")
@@ -250,9 +249,10 @@ def restorable_variables(graph, path):
   missing or differently shaped model weight is an error."""
   stored = dict(tf.train.list_variables(path))
   variables = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-  trainable = set(graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES))
+  trainable = {v.op.name for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)}
   wrong = ["{} (model {}, checkpoint {})".format(v.op.name, v.shape.as_list(), stored.get(v.op.name))
-           for v in variables if v in trainable and stored.get(v.op.name) != v.shape.as_list()]
+           for v in variables
+           if v.op.name in trainable and stored.get(v.op.name) != v.shape.as_list()]
   if wrong:
     raise UsageError("{} does not fit this model: {}".format(path, "; ".join(wrong)))
   fresh = [v.op.name for v in variables if v.op.name not in stored]
@@ -285,6 +285,11 @@ def predict(sess, model, enc, dec_in, dec_out, chunk_size=EVAL_CHUNK):
     outputs.append(out)
     total += loss * len(out)
   return np.concatenate(outputs), total / len(enc)
+
+
+def predictor(sess, model):
+  """predict(enc, dec_in, dec_out) for an evaluation: see `predict`."""
+  return lambda enc, dec_in, dec_out: predict(sess, model, enc, dec_in, dec_out)
 
 
 def zero_velocity_predict(enc, dec_in, dec_out):

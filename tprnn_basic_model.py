@@ -9,6 +9,15 @@ import tensorflow.compat.v1 as tf
 import tprnn_graph
 
 LEAKY_ALPHA = 0.3
+PRISM = (2, 2, 1.0)  # the only (tprnn_scale, tprnn_layers, dropout_keep) it has
+
+
+def unsupported_prism(scale, layers, dropout_keep):
+  """The message for prism settings the basic model lacks, or None."""
+  if (scale, layers, dropout_keep) == PRISM:
+    return None
+  return ("--model basic needs --tprnn_scale 2 --tprnn_layers 2 --dropout_keep 1.0 "
+          "(got {} {} {}); use --model generic".format(scale, layers, dropout_keep))
 
 
 class TPRNNBasicModel(tprnn_graph.PrismModel):
@@ -16,11 +25,9 @@ class TPRNNBasicModel(tprnn_graph.PrismModel):
   odd- and even-call phases of the level-2 LSTM `lstm_1`."""
 
   def __init__(self, config, wrap_optimizer=None):
-    if (config.tprnn_scale, config.tprnn_layers, config.dropout_keep) != (2, 2, 1.0):
-      raise ValueError(
-          "the basic model needs --tprnn_scale 2 --tprnn_layers 2 --dropout_keep 1.0, "
-          "got {} {} {}; use --model generic for other values".format(
-              config.tprnn_scale, config.tprnn_layers, config.dropout_keep))
+    message = unsupported_prism(config.tprnn_scale, config.tprnn_layers, config.dropout_keep)
+    if message:
+      raise ValueError(message)
     super(TPRNNBasicModel, self).__init__(config, wrap_optimizer)
 
   def generator_contexts(self, call, contexts):

@@ -129,7 +129,7 @@ class PrismModel(object):
     self.outputs = self._rollout()
     with tf.name_scope("loss_angles"):
       self.loss = tf.reduce_mean(tf.square(self.decoder_outputs - self.outputs))
-    self.gradient_norm, self.train_op = self._build_training()
+    self.train_op = self._build_training()
 
   def _build_inputs(self):
     c = self.config
@@ -235,14 +235,14 @@ class PrismModel(object):
     projections = list(self.projections.values())
     outputs = [z for p in projections for z in p.outputs]
     output_grads = iter(tf.gradients(loss, outputs))
-    grads = {}
+    grads = {}  # by variable name
     for p in projections:
-      grads[p.kernel], grads[p.bias] = p.weight_gradients(
+      grads[p.kernel.op.name], grads[p.bias.op.name] = p.weight_gradients(
           [next(output_grads) for _ in p.outputs])
-    return [grads[v] for v in params]
+    return [grads[v.op.name] for v in params]
 
   def _build_training(self):
-    """Clipped-gradient update. Returns (global gradient norm, train op)."""
+    """The clipped-gradient update op."""
     params = tf.trainable_variables()
     optimizer = self.make_optimizer()
     # Loss-scaling wrappers call the inner optimizer's compute_gradients with
@@ -251,6 +251,5 @@ class PrismModel(object):
         zip(self.gradients(loss, var_list), var_list))
     optimizer = self.wrap_optimizer(optimizer)
     gradients = [g for g, _ in optimizer.compute_gradients(self.loss, params)]
-    clipped, norm = tf.clip_by_global_norm(gradients, self.config.max_gradient_norm)
-    train_op = optimizer.apply_gradients(zip(clipped, params), global_step=self.global_step)
-    return norm, train_op
+    clipped, _ = tf.clip_by_global_norm(gradients, self.config.max_gradient_norm)
+    return optimizer.apply_gradients(zip(clipped, params), global_step=self.global_step)

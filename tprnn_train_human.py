@@ -5,7 +5,6 @@
   python tprnn_train_human.py --model zero_velocity         # baseline table
 """
 
-import os
 
 import h5py
 import numpy as np
@@ -113,10 +112,6 @@ def error_summaries(mean_errors, target_len):
   return values
 
 
-def model_predictor(sess, model):
-  return lambda *feeds: experiment.predict(sess, model, *feeds)
-
-
 # ----------------------------------------------------------------------------
 # Modes
 
@@ -167,11 +162,11 @@ def evaluate_zero_velocity(flags, data):
 def sample(flags, data, directory):
   """Restores checkpoint --load, evaluates every action on the SRNN seeds with
   the original --sample dimension rule, writes the samples file."""
-  graph, model, saver = experiment.build_model(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, seed=0)
+  graph, model, _ = experiment.build_model(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, seed=0)
   srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, saver, directory, flags.load)
-    results, _ = srnn.evaluate(model_predictor(sess, model), mask_from="pred")
+    experiment.initialize_or_restore(sess, directory, flags.load)
+    results, _ = srnn.evaluate(experiment.predictor(sess, model), mask_from="pred")
   print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
   print_sample_results(results, flags.seq_length_out)
   write_samples(flags.samples_file, srnn, results)
@@ -191,7 +186,7 @@ def train(flags, data, directory):
 
   def evaluate(step, train_loss, step_time_ms, test_writer):
     _, val_loss = experiment.predict(sess, model, *next_batch(data.test))
-    results, srnn_loss = srnn.evaluate(model_predictor(sess, model), mask_from="gt")
+    results, srnn_loss = srnn.evaluate(experiment.predictor(sess, model), mask_from="gt")
     mean_errors = {a: r[0] for a, r in results.items()}
     print_table(mean_errors, flags.seq_length_out)
     values = error_summaries(mean_errors, flags.seq_length_out)
@@ -213,7 +208,7 @@ def train(flags, data, directory):
     return average[last_horizon], np.sum(average)
 
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    experiment.initialize_or_restore(sess, directory, flags.load)
     experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
 
 

@@ -98,11 +98,11 @@ def write_samples(path, predictions, val, metrics, encoder_length):
 
 
 def sample(flags, val, directory):
-  graph, model, saver = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed=0)
+  graph, model, _ = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed=0)
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    experiment.initialize_or_restore(sess, directory, flags.load)
     predictions, metrics, _ = evaluate_validation(
-        lambda *feeds: experiment.predict(sess, model, *feeds), val, flags.encoder_length)
+        experiment.predictor(sess, model), val, flags.encoder_length)
   write_samples(flags.samples_file, predictions, val, metrics, flags.encoder_length)
 
 
@@ -118,7 +118,7 @@ def train(flags, train_set, val, directory):
 
   def evaluate(step, train_loss, step_time_ms, test_writer):
     _, metrics, val_loss = evaluate_validation(
-        lambda *feeds: experiment.predict(sess, model, *feeds), val, flags.encoder_length)
+        experiment.predictor(sess, model), val, flags.encoder_length)
     values = {"loss/loss": val_loss}
     for s in PCK_SUMMARY_STEPS:
       values["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
@@ -131,7 +131,7 @@ def train(flags, train_set, val, directory):
     return -pck[-1], -np.mean(pck)
 
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, saver, directory, flags.load)
+    experiment.initialize_or_restore(sess, directory, flags.load)
     experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
 
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import experiment
 import tprnn_basic_model
 import tprnn_generic_model
 import tprnn_graph
@@ -148,7 +147,7 @@ def test_basic_variables_match_published_checkpoint(input_size, index):
 
 
 def test_basic_rejects_other_prism_shapes():
-  with pytest.raises(ValueError, match="--tprnn_scale 2 --tprnn_layers 2"):
+  with pytest.raises(ValueError, match="--model basic needs --tprnn_scale 2 --tprnn_layers 2"):
     build(tprnn_basic_model.TPRNNBasicModel, config(scale=3))
 
 
