@@ -36,8 +36,7 @@ class DataError(ValueError):
   """Bad or missing input data; its message is one line for the user."""
 
 
-Dataset = collections.namedtuple(
-    "Dataset", "train test mean std dim_to_ignore dim_to_use")
+Dataset = collections.namedtuple("Dataset", "train test mean std dim_to_use")
 
 
 def define_actions(action):
@@ -133,10 +132,9 @@ def read_all_data(actions, data_dir):
   normalised with the statistics of the full-rate training frames."""
   train, full_rate = load_data(data_dir, TRAIN_SUBJECTS, actions)
   test, _ = load_data(data_dir, [TEST_SUBJECT], actions)
-  mean, std, dim_to_ignore, dim_to_use = normalization_stats(full_rate)
+  mean, std, _, dim_to_use = normalization_stats(full_rate)
   return Dataset(normalize(train, mean, std, dim_to_use),
-                 normalize(test, mean, std, dim_to_use),
-                 mean, std, dim_to_ignore, dim_to_use)
+                 normalize(test, mean, std, dim_to_use), mean, std, dim_to_use)
 
 
 def split_windows(windows, source_len):

@@ -62,7 +62,7 @@ class SrnnTest(object):
   truth in exp-map [8, out, 99] and Euler angles."""
 
   def __init__(self, data, actions, source_len, target_len):
-    self.data, self.actions, self.source_len = data, actions, source_len
+    self.data, self.actions = data, actions
     self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
     for action in actions:
       windows = data_utils.srnn_windows(data.test, action, source_len, target_len)
@@ -75,17 +75,22 @@ class SrnnTest(object):
 
   def evaluate(self, predict, mask_from):
     """predict(enc, dec_in, dec_out) -> (normalised predictions [8, out, P], loss).
-    Returns {action: (mean error [out], de-normalised predictions [8, out, 99])}
-    and the mean of the SRNN losses."""
-    results, losses = {}, []
+    Returns ({action: mean error [out]}, {action: de-normalised predictions
+    [8, out, 99]}, the mean of the SRNN losses)."""
+    mean_errors, predictions, losses = {}, {}, []
     for action in self.actions:
       preds, loss = predict(*self.feeds[action])
-      preds_expmap = self.denormalize(preds)
-      errors = data_utils.euler_errors(data_utils.expmap_to_euler(preds_expmap),
+      predictions[action] = self.denormalize(preds)
+      errors = data_utils.euler_errors(data_utils.expmap_to_euler(predictions[action]),
                                        self.gt_euler[action], mask_from)
-      results[action] = (errors.mean(axis=0), preds_expmap)
+      mean_errors[action] = errors.mean(axis=0)
       losses.append(loss)
-    return results, float(np.mean(losses))
+    return mean_errors, predictions, float(np.mean(losses))
+
+
+def with_average(mean_errors):
+  """[(action, errors)...] followed by ("average", their mean)."""
+  return list(mean_errors.items()) + [("average", np.mean(list(mean_errors.values()), axis=0))]
 
 
 def print_table(mean_errors, target_len):
@@ -93,8 +98,7 @@ def print_table(mean_errors, target_len):
   print()
   print("{0: <16} |".format("milliseconds") + "".join(
       " {0:5d} |".format(ms) for ms in data_utils.HORIZON_MS))
-  rows = list(mean_errors.items()) + [("average", np.mean(list(mean_errors.values()), axis=0))]
-  for name, errors in rows:
+  for name, errors in with_average(mean_errors):
     print("{0: <16} |".format(name) + "".join(
         " {0:.3f} |".format(errors[f]) if f < target_len else "   n/a |"
         for f in data_utils.HORIZON_FRAMES))
@@ -103,12 +107,10 @@ def print_table(mean_errors, target_len):
 def error_summaries(mean_errors, target_len):
   """TensorBoard values: each action's and the average's horizons, and the
   average error summed over the whole horizon."""
-  average = np.mean(list(mean_errors.values()), axis=0)
-  values = {}
-  for name, errors in list(mean_errors.items()) + [("average", average)]:
-    for ms, frame in horizons(target_len):
-      values["euler_error_{}/srnn_seeds_{:04d}".format(name, ms)] = errors[frame]
-  values["euler_error_average/srnn_seeds_sum"] = np.sum(average)
+  rows = with_average(mean_errors)
+  values = {"euler_error_{}/srnn_seeds_{:04d}".format(name, ms): errors[frame]
+            for name, errors in rows for ms, frame in horizons(target_len)}
+  values["euler_error_average/srnn_seeds_sum"] = np.sum(rows[-1][1])
   return values
 
 
@@ -116,20 +118,20 @@ def error_summaries(mean_errors, target_len):
 # Modes
 
 
-def write_samples(path, srnn, results):
+def write_samples(path, srnn, mean_errors, predictions):
   """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
   de-normalised [out, 99]) and mean_{action}_error [out]."""
   with experiment.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
-      for action, (mean_error, preds) in results.items():
+      for action, errors in mean_errors.items():
         for i in range(data_utils.SRNN_NUM_SEEDS):
           f.create_dataset("expmap/gt/{}_{}".format(action, i), data=srnn.gt_expmap[action][i])
-          f.create_dataset("expmap/preds/{}_{}".format(action, i), data=preds[i])
-        f.create_dataset("mean_{}_error".format(action), data=mean_error)
+          f.create_dataset("expmap/preds/{}_{}".format(action, i), data=predictions[action][i])
+        f.create_dataset("mean_{}_error".format(action), data=errors)
   print("Wrote {}".format(path))
 
 
-def print_sample_results(results, target_len):
+def print_sample_results(mean_errors, target_len):
   """The original --sample lines: full-horizon errors per action and averaged,
   then the 80/160/320/400 ms subset (and the six columns when they exist)."""
   def print_subsets(errors):
@@ -139,24 +141,20 @@ def print_sample_results(results, target_len):
       print("Subset results for 80ms, 160ms, 320ms, 400ms, 560ms, 1000ms")
       print(",".join(str(errors[f]) for f in data_utils.HORIZON_FRAMES))
 
-  for action, (errors, _) in results.items():
-    print(action)
+  for name, errors in with_average(mean_errors):
+    print(name if name != "average" else "Avg mean errors across all actions:")
     print(",".join(map(str, errors.tolist())))
     print_subsets(errors)
-  average = np.mean([errors for errors, _ in results.values()], axis=0)
-  print("Avg mean errors across all actions:")
-  print(",".join(map(str, average.tolist())))
-  print_subsets(average)
 
 
 def evaluate_zero_velocity(flags, data):
   """The baseline, scored with the ground-truth dimension rule."""
   srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in,
                   flags.seq_length_out)
-  results, _ = srnn.evaluate(experiment.zero_velocity_predict, mask_from="gt")
-  print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
+  mean_errors, predictions, _ = srnn.evaluate(experiment.zero_velocity_predict, mask_from="gt")
+  print_table(mean_errors, flags.seq_length_out)
   if flags.sample:
-    write_samples(flags.samples_file, srnn, results)
+    write_samples(flags.samples_file, srnn, mean_errors, predictions)
 
 
 def sample(flags, data, directory):
@@ -166,10 +164,11 @@ def sample(flags, data, directory):
   srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
     experiment.initialize_or_restore(sess, directory, flags.load)
-    results, _ = srnn.evaluate(experiment.predictor(sess, model), mask_from="pred")
-  print_table({a: r[0] for a, r in results.items()}, flags.seq_length_out)
-  print_sample_results(results, flags.seq_length_out)
-  write_samples(flags.samples_file, srnn, results)
+    mean_errors, predictions, _ = srnn.evaluate(experiment.predictor(sess, model),
+                                                mask_from="pred")
+  print_table(mean_errors, flags.seq_length_out)
+  print_sample_results(mean_errors, flags.seq_length_out)
+  write_samples(flags.samples_file, srnn, mean_errors, predictions)
 
 
 def train(flags, data, directory):
@@ -186,8 +185,7 @@ def train(flags, data, directory):
 
   def evaluate(step, train_loss, step_time_ms, test_writer):
     _, val_loss = experiment.predict(sess, model, *next_batch(data.test))
-    results, srnn_loss = srnn.evaluate(experiment.predictor(sess, model), mask_from="gt")
-    mean_errors = {a: r[0] for a, r in results.items()}
+    mean_errors, _, srnn_loss = srnn.evaluate(experiment.predictor(sess, model), mask_from="gt")
     print_table(mean_errors, flags.seq_length_out)
     values = error_summaries(mean_errors, flags.seq_length_out)
     values["loss/loss"] = val_loss
@@ -204,7 +202,7 @@ def train(flags, data, directory):
           "============================".format(
               sess.run(model.global_step), sess.run(model.learning_rate), step_time_ms,
               train_loss, val_loss, srnn_loss))
-    average = np.mean(list(mean_errors.values()), axis=0)
+    average = with_average(mean_errors)[-1][1]
     return average[last_horizon], np.sum(average)
 
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:

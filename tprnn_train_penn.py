@@ -5,6 +5,7 @@
   python tprnn_train_penn.py --model zero_velocity          # baseline PCK
 """
 
+import collections
 import os
 
 import h5py
@@ -46,6 +47,13 @@ def experiment_directory(flags):
   return os.path.join(experiment.experiment_dir(flags, flags.dataset), velocity)
 
 
+ValidationSet = collections.namedtuple("ValidationSet", [
+    "feeds",                # (encoder input, decoder input, target), [N, ...]
+    "visibilities",         # [N, 16, 13] of the target frames
+    "bounding_box_length",  # [N]
+])
+
+
 def model_feeds(sequences, encoder_length):
   """Encoder, decoder input and target [N, ...] of sequences whose first
   frame is repeated in front (zero initial velocity)."""
@@ -54,15 +62,21 @@ def model_feeds(sequences, encoder_length):
           poses[:, encoder_length + 1:])
 
 
-def pck_metrics(predictions, sequences, encoder_length):
+def validation_set(sequences, encoder_length):
+  """The model feeds and target-frame visibilities, built once per run."""
+  return ValidationSet(model_feeds(sequences, encoder_length),
+                       sequences.visibilities[:, encoder_length:],
+                       sequences.bounding_box_length)
+
+
+def pck_metrics(predictions, targets, visibilities):
   """[16, 4]: l2 norm, euclidean, published PCK and per-joint PCK of each
-  predicted step, scored on the visible joints of the target frame."""
-  targets = model_feeds(sequences, encoder_length)[2]
+  predicted step [N, 16, 26], on the visible joints [N, 16, 13] of the target."""
   rows = []
   for step in range(predictions.shape[1]):
-    visible = sequences.visibilities[:, step + encoder_length]
-    l2, euclidean, pck = load.distance(predictions[:, step], targets[:, step], visible)
-    per_joint = load.distance(predictions[:, step], targets[:, step], visible, per_joint=True)[2]
+    pred, target, visible = predictions[:, step], targets[:, step], visibilities[:, step]
+    l2, euclidean, pck = load.distance(pred, target, visible)
+    per_joint = load.distance(pred, target, visible, per_joint=True)[2]
     rows.append((l2, euclidean, pck, per_joint))
   return np.array(rows)
 
@@ -74,23 +88,23 @@ def print_metrics(metrics, loss):
           % (step, l2, euclidean, pck, per_joint))
 
 
-def evaluate_validation(predict, val, encoder_length):
+def evaluate_validation(predict, val):
   """Predicts the whole validation set and prints its metrics.
   Returns (predictions [N, 16, 26], metrics [16, 4], loss)."""
-  predictions, loss = predict(*model_feeds(val, encoder_length))
-  metrics = pck_metrics(predictions, val, encoder_length)
+  predictions, loss = predict(*val.feeds)
+  metrics = pck_metrics(predictions, val.feeds[2], val.visibilities)
   print_metrics(metrics, loss)
   return predictions, metrics, loss
 
 
-def write_samples(path, predictions, val, metrics, encoder_length):
+def write_samples(path, predictions, val, metrics):
   """Predictions, ground truth and visibilities [N, 16, ...] of the predicted
   steps, bounding-box lengths [N] and both PCK curves [16]."""
   with experiment.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       f.create_dataset("predictions", data=predictions)
-      f.create_dataset("ground_truth", data=model_feeds(val, encoder_length)[2])
-      f.create_dataset("visibilities", data=val.visibilities[:, encoder_length:])
+      f.create_dataset("ground_truth", data=val.feeds[2])
+      f.create_dataset("visibilities", data=val.visibilities)
       f.create_dataset("bounding_box_length", data=val.bounding_box_length)
       f.create_dataset("pck", data=metrics[:, 2])
       f.create_dataset("pck_per_joint", data=metrics[:, 3])
@@ -101,9 +115,8 @@ def sample(flags, val, directory):
   graph, model, _ = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed=0)
   with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
     experiment.initialize_or_restore(sess, directory, flags.load)
-    predictions, metrics, _ = evaluate_validation(
-        experiment.predictor(sess, model), val, flags.encoder_length)
-  write_samples(flags.samples_file, predictions, val, metrics, flags.encoder_length)
+    predictions, metrics, _ = evaluate_validation(experiment.predictor(sess, model), val)
+  write_samples(flags.samples_file, predictions, val, metrics)
 
 
 def train(flags, train_set, val, directory):
@@ -117,8 +130,7 @@ def train(flags, train_set, val, directory):
     return [feed[chosen] for feed in train_feeds]
 
   def evaluate(step, train_loss, step_time_ms, test_writer):
-    _, metrics, val_loss = evaluate_validation(
-        experiment.predictor(sess, model), val, flags.encoder_length)
+    _, metrics, val_loss = evaluate_validation(experiment.predictor(sess, model), val)
     values = {"loss/loss": val_loss}
     for s in PCK_SUMMARY_STEPS:
       values["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
@@ -137,12 +149,13 @@ def train(flags, train_set, val, directory):
 
 def main(argv):
   flags = parse_flags(argv)
-  val = load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity)
+  val = validation_set(
+      load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity),
+      flags.encoder_length)
   if flags.model == experiment.ZERO_VELOCITY:
-    predictions, metrics, _ = evaluate_validation(experiment.zero_velocity_predict, val,
-                                                  flags.encoder_length)
+    predictions, metrics, _ = evaluate_validation(experiment.zero_velocity_predict, val)
     if flags.sample:
-      write_samples(flags.samples_file, predictions, val, metrics, flags.encoder_length)
+      write_samples(flags.samples_file, predictions, val, metrics)
     return
   directory = experiment_directory(flags)
   print("Experiment directory: {}".format(directory))
@@ -150,7 +163,7 @@ def main(argv):
     return sample(flags, val, directory)
   train_set = load.load_sequences(flags.data_dir, train=True, init_velocity=flags.init_velocity)
   print("{} training and {} validation sequences from {}".format(
-      len(train_set.poses), len(val.poses), flags.data_dir))
+      len(train_set.poses), len(val.bounding_box_length), flags.data_dir))
   return train(flags, train_set, val, directory)
 
 

@@ -26,6 +26,7 @@ import load  # noqa: E402
 import tprnn_basic_model  # noqa: E402
 import tprnn_graph  # noqa: E402
 import tprnn_train_human  # noqa: E402
+import tprnn_train_penn  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
 AUTHORS_META = os.path.join(SHARED, "reference", "published_checkpoints", "penn",
@@ -66,17 +67,24 @@ def median_ms(run, steps, warmup):
   return 1000 * float(np.median(times))
 
 
-def time_ours(name, precision, rnn, batch, steps, warmup):
+def basic_model(name, rnn, placement):
+  """A graph holding the basic model of configuration `name` with the model
+  card's hyperparameters. Returns (graph, model)."""
   input_size, source_len, target_len = CONFIGS[name]
-  placement = devices.resolve("cpu", PRECISIONS[precision]["mixed_precision"], "force_fp16",
-                              PRECISIONS[precision]["xla"])
   config = tprnn_graph.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
                                    2, 2, 1.0, False)
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(0)
     model = tprnn_basic_model.TPRNNBasicModel(config, devices.optimizer_wrapper(placement))
-  feed = experiment.feed_dict(model, *random_feeds(input_size, source_len, target_len, batch))
+  return graph, model
+
+
+def time_ours(name, precision, rnn, batch, steps, warmup):
+  placement = devices.resolve("cpu", PRECISIONS[precision]["mixed_precision"], "force_fp16",
+                              PRECISIONS[precision]["xla"])
+  graph, model = basic_model(name, rnn, placement)
+  feed = experiment.feed_dict(model, *random_feeds(*CONFIGS[name], batch=batch))
   with tf.Session(graph=graph, config=devices.session_config(placement)) as sess:
     sess.run(tf.global_variables_initializer())
     return median_ms(lambda: sess.run(model.train_op, feed), steps, warmup), placement.precision
@@ -118,19 +126,14 @@ def time_evaluation(rnn, quick):
   load.load_sequences(penn_dir, train=True, init_velocity=False)
   results.append(("load Penn Action (train + validation)", time.perf_counter() - start, None))
 
-  for name, sequences in (("h36m", None), ("penn", val)):
-    input_size, source_len, target_len = CONFIGS[name]
-    config = tprnn_graph.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
-                                     2, 2, 1.0, False)
-    graph = tf.Graph()
-    with graph.as_default():
-      model = tprnn_basic_model.TPRNNBasicModel(config)
-    with tf.Session(graph=graph, config=devices.session_config(
-        devices.Placement("cpu", "fp32", False, None))) as sess:
+  fp32 = devices.Placement("cpu", "fp32", False, None)
+  for name in ("h36m", "penn"):
+    graph, model = basic_model(name, rnn, fp32)
+    with tf.Session(graph=graph, config=devices.session_config(fp32)) as sess:
       sess.run(tf.global_variables_initializer())
-      predict = lambda *feeds: experiment.predict(sess, model, *feeds)
+      predict = experiment.predictor(sess, model)
       if name == "h36m":
-        srnn = tprnn_train_human.SrnnTest(data, actions, source_len, target_len)
+        srnn = tprnn_train_human.SrnnTest(data, actions, *CONFIGS[name][1:])
         srnn.evaluate(predict, "gt")  # warm-up
         start = time.perf_counter()
         srnn.evaluate(predict, "gt")
@@ -138,20 +141,15 @@ def time_evaluation(rnn, quick):
                         time.perf_counter() - start, 8 * len(actions)))
       else:
         count = 4096 if quick else len(val.poses)
-        part = load.Sequences(*(field[:count] for field in val))
-        enc, dec_in, dec_out = (f[:count] for f in _penn_feeds(part))
-        predict(enc[:64], dec_in[:64], dec_out[:64])  # warm-up
+        part = tprnn_train_penn.validation_set(
+            load.Sequences(*(field[:count] for field in val)), encoder_length=1)
+        predict(*(feed[:64] for feed in part.feeds))  # warm-up
         start = time.perf_counter()
-        predictions, _ = predict(enc, dec_in, dec_out)
-        load.distance(predictions[:, -1], dec_out[:, -1], part.visibilities[:, -1])
+        predictions, _ = predict(*part.feeds)
+        tprnn_train_penn.pck_metrics(predictions, part.feeds[2], part.visibilities)
         results.append(("Penn validation pass ({} of {} sequences)".format(count, len(val.poses)),
                         time.perf_counter() - start, count))
   return results
-
-
-def _penn_feeds(sequences):
-  poses = load.with_repeated_first_frame(sequences.poses)
-  return poses[:, :1], poses[:, 1:-1], poses[:, 2:]
 
 
 def main():

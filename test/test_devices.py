@@ -105,7 +105,7 @@ def test_unknown_device_and_precision_mode():
   assert code == 1 and "unknown --precision_mode 'fp8'" in err
 
 
-def test_use_cpu_is_device_cpu(capsys):
+def test_use_cpu_is_device_cpu():
   flags = human_flags(["--use_cpu"])
   assert flags.placement.device == "cpu"
   assert experiment.session_config(flags).device_count["GPU"] == 0
