@@ -114,13 +114,14 @@ def session_config(placement):
   return config
 
 
-def optimizer_wrapper(placement):
+def optimizer_wrapper(placement, distributed=False):
   """A function wrapping an optimizer with the loss scaling the precision
-  needs (identity for fp32, bf16 and must_keep_origin_dtype)."""
+  needs (identity for fp32, bf16 and must_keep_origin_dtype). `distributed`:
+  the NPU wrapper then agrees on overflows across devices."""
   if placement.device == "npu" and placement.precision in NPU_FP16_MODES:
     npu = placement.npu
     return lambda opt: npu.NPULossScaleOptimizer(
-        opt, npu.ExponentialUpdateLossScaleManager(**NPU_LOSS_SCALE), is_distributed=False)
+        opt, npu.ExponentialUpdateLossScaleManager(**NPU_LOSS_SCALE), is_distributed=distributed)
   if placement.precision == "fp16":
     return lambda opt: tf.train.experimental.MixedPrecisionLossScaleOptimizer(opt, "dynamic")
   return lambda opt: opt

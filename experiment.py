@@ -1,8 +1,10 @@
 """Plumbing shared by tprnn_train_human.py and tprnn_train_penn.py: flags, the
-experiment directory, sessions, checkpoints, summaries and the training loop.
-Models only build graphs; everything that runs them lives here."""
+experiment directory, sessions, checkpoints, summaries, and the two ways of
+running a model, `train` and `sample`. Models only build graphs and the
+scripts only know their dataset; everything that runs a model lives here."""
 
 import argparse
+import collections
 import contextlib
 import os
 import re
@@ -14,6 +16,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 import devices
+import distributed
+import launch
 from data_utils import DataError
 import tprnn_basic_model
 import tprnn_generic_model
@@ -25,6 +29,7 @@ ZERO_VELOCITY = "zero_velocity"
 CHECKPOINT_PREFIX = "checkpoint"
 PRINT_EVERY = 10
 EVAL_CHUNK = 2048  # sequences per forward pass when evaluating
+EVAL_STREAM = 1  # batch_rng stream of evaluation draws, apart from training batches
 
 
 class UsageError(Exception):
@@ -120,6 +125,7 @@ def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--precision_mode", default="force_fp16",
                  help="NPU only: " + ", ".join(devices.NPU_PRECISION_MODES) + ".")
   add_bool(g, "xla", False, "Compile the graph with XLA JIT.")
+  distributed.add_flags(p)
   return p
 
 
@@ -150,10 +156,29 @@ def check_common_flags(flags, dataset):
     raise UsageError("--dropout_keep must be in (0, 1], got {}".format(flags.dropout_keep))
   if flags.sample and flags.load <= 0 and flags.model != ZERO_VELOCITY:
     raise UsageError("--sample needs --load N, the checkpoint to evaluate")
+  flags.cluster = distributed.resolve(flags)
+  check_distribution(flags)
   if flags.model != ZERO_VELOCITY:
     flags.placement = devices.resolve("cpu" if flags.use_cpu else flags.device,
                                       flags.mixed_precision, flags.precision_mode, flags.xla)
-    print(devices.describe(flags.placement))
+
+
+def check_distribution(flags):
+  """What may run on several workers, and how they are asked for."""
+  if flags.workers < 1:
+    raise UsageError("--workers must be at least 1, got {}".format(flags.workers))
+  several = flags.workers > 1 or flags.cluster.size > 1
+  if several and (flags.sample or flags.model == ZERO_VELOCITY):
+    raise UsageError("--sample and --model zero_velocity run in one process; drop --workers, "
+                     "--worker_hosts and RANK_SIZE")
+  if flags.workers > 1 and (flags.cluster.backend != "none" or flags.dist not in ("auto", "collective")):
+    raise UsageError("--workers {} starts its own local collective workers: drop --worker_hosts "
+                     "and use --dist auto or collective".format(flags.workers))
+  if flags.cluster.backend == "collective" and flags.cluster.size > 1 and flags.seed is None:
+    raise UsageError("--worker_hosts needs --seed S, the same on every worker, so that they "
+                     "draw one global batch (--workers sets it for you)")
+  if flags.cluster.rank > 0:
+    sys.stdout = open(os.devnull, "w")  # only rank 0 prints
 
 
 def experiment_dir(flags, *dataset_parts):
@@ -178,9 +203,15 @@ def run_main(main, argv=None):
   and exit status 1, without a traceback."""
   try:
     return main(sys.argv[1:] if argv is None else argv)
-  except (UsageError, TrainingError, DataError, devices.DeviceError) as e:
+  except (UsageError, TrainingError, DataError, devices.DeviceError,
+          distributed.DistributedError) as e:
     print("error: {}".format(e), file=sys.stderr)
     return 1
+
+
+def launch_workers(script, argv, flags):
+  """--workers N: runs `script` as N local workers. Returns the exit status."""
+  return launch.launch(script, argv, flags.workers, resolve_seed(flags.seed))
 
 
 # ----------------------------------------------------------------------------
@@ -197,19 +228,45 @@ def model_config(flags, input_size, source_seq_len):
       dropout_keep=flags.dropout_keep, fix_generic_contexts=flags.fix_generic_contexts)
 
 
-def build_model(flags, input_size, source_seq_len, seed):
-  """A fresh graph holding the model and its saver. Returns (graph, model, saver)."""
+Network = collections.namedtuple("Network", [
+    "graph",
+    "model",
+    "saver",
+    "stop_request",  # placeholder: 1.0 when this worker was asked to stop
+    "step",          # fetches of a training step: update, global mean loss,
+                     # learning rate, whether any worker asked to stop
+    "broadcast",     # op giving every worker rank 0's variables, or None
+])
+
+
+def build_model(flags, input_size, source_seq_len, seed, backend=None):
+  """A fresh graph holding the model, its saver and the training step, on
+  this worker's device, its gradients averaged by the distribution backend
+  (one process when None)."""
+  backend = backend or distributed.Local(flags.cluster)
   graph = tf.Graph()
-  with graph.as_default():
+  with graph.as_default(), tf.device(backend.device()):
     tf.set_random_seed(seed)
+    loss_scaling = devices.optimizer_wrapper(flags.placement, distributed=backend.size > 1)
     model = MODELS[flags.model](model_config(flags, input_size, source_seq_len),
-                                devices.optimizer_wrapper(flags.placement))
+                                lambda opt: loss_scaling(backend.wrap_optimizer(opt)))
+    stop_request = tf.placeholder_with_default(0.0, [], name="stop_request")
+    mean_loss, stop_mean = backend.mean([model.loss, stop_request])
+    step = (model.train_op, mean_loss, model.learning_rate, stop_mean > 0)
+    broadcast = backend.build_sync(tf.global_variables())
     saver = tf.train.Saver(tf.global_variables(), max_to_keep=10)
-  return graph, model, saver
+  return Network(graph, model, saver, stop_request, step, broadcast)
 
 
-def session_config(flags):
-  return devices.session_config(flags.placement)
+def open_session(flags, graph, backend):
+  """A session for `graph` on this worker, configured for its device."""
+  config = backend.session_config(devices.session_config(flags.placement))
+  return tf.Session(backend.target(config), graph=graph, config=config)
+
+
+def print_header(flags):
+  print(devices.describe(flags.placement))
+  print(distributed.describe(flags.cluster))
 
 
 def checkpoint_steps(directory):
@@ -329,6 +386,60 @@ def resolve_seed(seed):
 # Training loop
 
 
+Status = collections.namedtuple("Status", [
+    "step",           # training steps taken
+    "global_step",    # the stored global step
+    "learning_rate",
+    "step_time_ms",   # mean over the steps since the last evaluation
+    "train_loss",     # likewise
+    "rng",            # for the evaluation's own random draws
+])
+
+
+def batch_rng(seed, step, stream=0):
+  """The random state of one step's draws: a function of (seed, step), so
+  every worker draws the same global batch."""
+  return np.random.RandomState([seed, step, stream])
+
+
+def train(flags, input_size, directory, next_batch, evaluate):
+  """Trains the model of `flags` on this worker: builds it, initialises or
+  restores checkpoint --load (on rank 0, then broadcast) and runs the loop.
+
+  next_batch(rng, n) returns the feeds (encoder input, decoder input, target)
+  [n, ...] of n sequences drawn with rng; each worker trains on its slice of
+  one global batch of workers x batch_size. evaluate(predict, status, writer)
+  prints an evaluation (rank 0 only) and returns the two lower-is-better
+  criteria of the best-model rule; predict is `predict` on this session.
+  """
+  print_header(flags)
+  seed = resolve_seed(flags.seed)
+  backend = distributed.make(flags.cluster, flags.placement)
+  net = build_model(flags, input_size, flags.seq_length_in, seed, backend)
+  with open_session(flags, net.graph, backend) as sess:
+    initialize_or_restore(sess, directory, flags.load if backend.rank == 0 else 0)
+    if net.broadcast is not None:
+      backend.run(sess, net.broadcast)
+    train_loop(sess, net, backend, flags, directory, seed, lambda step: worker_batch(
+        next_batch, batch_rng(seed, step), flags.batch_size, backend), evaluate)
+
+
+def worker_batch(next_batch, rng, batch_size, backend):
+  """This worker's slice of the global batch drawn with `rng`."""
+  mine = slice(backend.rank * batch_size, (backend.rank + 1) * batch_size)
+  return [feed[mine] for feed in next_batch(rng, batch_size * backend.size)]
+
+
+def sample(flags, input_size, source_seq_len, directory, evaluate):
+  """Restores checkpoint --load and returns evaluate(predict) (one process)."""
+  print_header(flags)
+  backend = distributed.Local(flags.cluster)
+  net = build_model(flags, input_size, source_seq_len, 0, backend)
+  with open_session(flags, net.graph, backend) as sess:
+    initialize_or_restore(sess, directory, flags.load)
+    return evaluate(predictor(sess, net.model))
+
+
 class Best(object):
   """The original's best-model rule: better when either criterion is at least
   as good as the best so far (both are lower-is-better)."""
@@ -359,37 +470,58 @@ class _StopOnSignal(object):
     signal.signal(signal.SIGINT, self._previous)
 
 
-def train_loop(sess, model, saver, flags, directory, next_batch, evaluate):
+class _Rank0Outputs(object):
+  """Summary writers, checkpoints and the best-model rule; they exist on
+  rank 0 only, the only worker that writes."""
+
+  def __init__(self, sess, net, directory):
+    self.sess, self.net, self.directory = sess, net, directory
+    self.train_writer = tf.summary.FileWriter(os.path.join(directory, "log", "train"), sess.graph)
+    self.test_writer = tf.summary.FileWriter(os.path.join(directory, "log", "test"))
+    self.best = Best()
+
+  def save(self, step):
+    save_checkpoint(self.sess, self.net.saver, self.directory, step)
+
+  def finish(self, step):
+    self.save(step)
+    print("Best model's checkpoint id: {}".format(self.best.step))
+
+  def close(self):
+    self.train_writer.close()
+    self.test_writer.close()
+
+
+def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
   """The original's loop: a step per batch, a progress line every 10 steps,
   learning-rate decay every learning_rate_step, an evaluation every
   test_every steps (saved when best and at a save_every multiple), a final
-  save. Ctrl-C saves and stops; a non-finite loss stops without saving.
-
-  next_batch() returns (encoder_inputs, decoder_inputs, decoder_outputs);
-  evaluate(step, train_loss, step_time_ms, test_writer) returns the two
-  lower-is-better criteria of the best-model rule.
+  save. Ctrl-C on any worker stops all of them at the same step and saves; a
+  non-finite loss stops without saving. batch(step) gives this worker's feeds.
   """
-  train_writer = tf.summary.FileWriter(os.path.join(directory, "log", "train"), sess.graph)
-  test_writer = tf.summary.FileWriter(os.path.join(directory, "log", "test"))
+  model, rank0 = net.model, backend.rank == 0
+  outputs = _Rank0Outputs(sess, net, directory) if rank0 else None
   current_step = 0 if flags.load <= 0 else flags.load + 1
-  best, last_saved = Best(), flags.load if flags.load > 0 else None
+  last_saved = flags.load if flags.load > 0 else None
   step_time = loss = 0.0
   iterations = flags.iterations if flags.more == 0 else flags.more
   try:
     with _StopOnSignal() as stop:
       for _ in range(iterations):
         start = time.time()
-        feed = feed_dict(model, *next_batch())
+        feed = feed_dict(model, *batch(current_step))
         feed[model.keep_prob] = flags.dropout_keep
-        _, step_loss, lr = sess.run([model.train_op, model.loss, model.learning_rate], feed)
+        feed[net.stop_request] = float(stop.requested)
+        _, step_loss, lr, stop_all = backend.run(sess, net.step, feed)
         if not np.isfinite(step_loss):
           raise TrainingError(
               "training loss became {} at step {}; stopped without saving (last good "
               "checkpoint: {})".format(step_loss, current_step, checkpoint_path(
                   directory, last_saved) if last_saved else "none"))
-        train_writer.add_summary(scalar_summary(
-            {"loss/loss": step_loss, "learning_rate/learning_rate": lr}), current_step)
         elapsed = time.time() - start
+        if rank0:
+          outputs.train_writer.add_summary(scalar_summary(
+              {"loss/loss": step_loss, "learning_rate/learning_rate": lr}), current_step)
         if current_step % PRINT_EVERY == 0:
           print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step)".format(
               current_step, step_loss, elapsed * 1000))
@@ -401,20 +533,38 @@ def train_loop(sess, model, saver, flags, directory, next_batch, evaluate):
           sess.run(model.learning_rate_decay_op)
 
         if current_step % flags.test_every == 0:
-          criteria = evaluate(current_step, loss, step_time * 1000, test_writer)
-          if best.update(criteria, current_step):
-            print("Found a better model; checkpoint id {}".format(current_step))
-            if current_step % flags.save_every == 0:
-              save_checkpoint(sess, saver, directory, current_step)
-              last_saved = current_step
+          status = Status(current_step, None, None, step_time * 1000, loss,
+                          batch_rng(seed, current_step, EVAL_STREAM))
+          if backend.on_rank0(sess, lambda: evaluate_and_save(sess, net, outputs, flags, status,
+                                                               evaluate)):
+            last_saved = current_step
           step_time = loss = 0.0
           sys.stdout.flush()
-        if stop.requested:
+        if stop_all:
           print("Interrupted at step {}; resume with --load {}.".format(
               current_step, current_step))
           break
-    save_checkpoint(sess, saver, directory, current_step)
-    print("Best model's checkpoint id: {}".format(best.step))
+    backend.on_rank0(sess, lambda: outputs.finish(current_step))
+  except distributed.DistributedError as e:
+    if not rank0:  # only rank 0 knows the checkpoints
+      raise
+    raise distributed.DistributedError("{} (last good checkpoint: {})".format(
+        e, checkpoint_path(directory, last_saved) if last_saved else "none"))
   finally:
-    train_writer.close()
-    test_writer.close()
+    if rank0:
+      outputs.close()
+
+
+def evaluate_and_save(sess, net, outputs, flags, status, evaluate):
+  """Rank 0's evaluation; saves when the model is the best so far and the
+  step is a save_every multiple. Returns whether it saved."""
+  status = status._replace(global_step=sess.run(net.model.global_step),
+                           learning_rate=sess.run(net.model.learning_rate))
+  criteria = evaluate(predictor(sess, net.model), status, outputs.test_writer)
+  if not outputs.best.update(criteria, status.step):
+    return False
+  print("Found a better model; checkpoint id {}".format(status.step))
+  if status.step % flags.save_every != 0:
+    return False
+  outputs.save(status.step)
+  return True

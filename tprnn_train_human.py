@@ -8,7 +8,6 @@
 
 import h5py
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 import data_utils
 import experiment
@@ -160,36 +159,33 @@ def evaluate_zero_velocity(flags, data):
 def sample(flags, data, directory):
   """Restores checkpoint --load, evaluates every action on the SRNN seeds with
   the original --sample dimension rule, writes the samples file."""
-  graph, model, _ = experiment.build_model(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, seed=0)
   srnn = SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
-  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, directory, flags.load)
-    mean_errors, predictions, _ = srnn.evaluate(experiment.predictor(sess, model),
-                                                mask_from="pred")
-  print_table(mean_errors, flags.seq_length_out)
-  print_sample_results(mean_errors, flags.seq_length_out)
-  write_samples(flags.samples_file, srnn, mean_errors, predictions)
+
+  def evaluate(predict):
+    mean_errors, predictions, _ = srnn.evaluate(predict, mask_from="pred")
+    print_table(mean_errors, flags.seq_length_out)
+    print_sample_results(mean_errors, flags.seq_length_out)
+    write_samples(flags.samples_file, srnn, mean_errors, predictions)
+
+  experiment.sample(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, directory, evaluate)
 
 
 def train(flags, data, directory):
-  seed = experiment.resolve_seed(flags.seed)
-  rng = np.random.RandomState(seed)
-  graph, model, saver = experiment.build_model(flags, INPUT_SIZE, flags.seq_length_in, seed)
   srnn = SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out)
   window = flags.seq_length_in + flags.seq_length_out
   last_horizon = horizons(flags.seq_length_out)[-1][1]
 
-  def next_batch(sequences=data.train):
-    windows = data_utils.random_windows(sequences, rng, flags.batch_size, window)
+  def next_batch(rng, batch_size, sequences=data.train):
+    windows = data_utils.random_windows(sequences, rng, batch_size, window)
     return data_utils.split_windows(windows, flags.seq_length_in)
 
-  def evaluate(step, train_loss, step_time_ms, test_writer):
-    _, val_loss = experiment.predict(sess, model, *next_batch(data.test))
-    mean_errors, _, srnn_loss = srnn.evaluate(experiment.predictor(sess, model), mask_from="gt")
+  def evaluate(predict, status, test_writer):
+    _, val_loss = predict(*next_batch(status.rng, flags.batch_size, data.test))
+    mean_errors, _, srnn_loss = srnn.evaluate(predict, mask_from="gt")
     print_table(mean_errors, flags.seq_length_out)
     values = error_summaries(mean_errors, flags.seq_length_out)
     values["loss/loss"] = val_loss
-    test_writer.add_summary(experiment.scalar_summary(values), step)
+    test_writer.add_summary(experiment.scalar_summary(values), status.step)
     print()
     print("============================\n"
           "Global step:         {}\n"
@@ -200,18 +196,18 @@ def train(flags, data, directory):
           "Val loss:            {:.4f}\n"
           "srnn loss:           {:.4f}\n"
           "============================".format(
-              sess.run(model.global_step), sess.run(model.learning_rate), step_time_ms,
-              train_loss, val_loss, srnn_loss))
+              status.global_step, status.learning_rate, status.step_time_ms,
+              status.train_loss, val_loss, srnn_loss))
     average = with_average(mean_errors)[-1][1]
     return average[last_horizon], np.sum(average)
 
-  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, directory, flags.load)
-    experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
+  experiment.train(flags, INPUT_SIZE, directory, next_batch, evaluate)
 
 
 def main(argv):
   flags = parse_flags(argv)
+  if flags.workers > 1:
+    return experiment.launch_workers(__file__, argv, flags)
   data = data_utils.read_all_data(flags.actions, flags.data_dir)
   print("Read {} training and {} test sequences from {}".format(
       len(data.train), len(data.test), flags.data_dir))

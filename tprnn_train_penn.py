@@ -10,7 +10,6 @@ import os
 
 import h5py
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 import experiment
 import load
@@ -112,43 +111,40 @@ def write_samples(path, predictions, val, metrics):
 
 
 def sample(flags, val, directory):
-  graph, model, _ = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed=0)
-  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, directory, flags.load)
-    predictions, metrics, _ = evaluate_validation(experiment.predictor(sess, model), val)
-  write_samples(flags.samples_file, predictions, val, metrics)
+  def evaluate(predict):
+    predictions, metrics, _ = evaluate_validation(predict, val)
+    write_samples(flags.samples_file, predictions, val, metrics)
+
+  experiment.sample(flags, load.POSE_SIZE, flags.seq_length_in, directory, evaluate)
 
 
 def train(flags, train_set, val, directory):
-  seed = experiment.resolve_seed(flags.seed)
-  rng = np.random.RandomState(seed)
-  graph, model, saver = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, seed)
   train_feeds = model_feeds(train_set, flags.encoder_length)
 
-  def next_batch():
-    chosen = rng.choice(len(train_feeds[0]), flags.batch_size)
+  def next_batch(rng, batch_size):
+    chosen = rng.choice(len(train_feeds[0]), batch_size)
     return [feed[chosen] for feed in train_feeds]
 
-  def evaluate(step, train_loss, step_time_ms, test_writer):
-    _, metrics, val_loss = evaluate_validation(experiment.predictor(sess, model), val)
+  def evaluate(predict, status, test_writer):
+    _, metrics, val_loss = evaluate_validation(predict, val)
     values = {"loss/loss": val_loss}
     for s in PCK_SUMMARY_STEPS:
       values["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
       values["pck_per_joint/pck_step{}".format(s)] = metrics[s - 1, 3]
-    test_writer.add_summary(experiment.scalar_summary(values), step)
+    test_writer.add_summary(experiment.scalar_summary(values), status.step)
     print("Global step: {}, learning rate: {:.4f}, step-time (ms): {:.4f}, "
-          "train loss avg: {:.4f}".format(sess.run(model.global_step),
-                                          sess.run(model.learning_rate), step_time_ms, train_loss))
+          "train loss avg: {:.4f}".format(status.global_step, status.learning_rate,
+                                          status.step_time_ms, status.train_loss))
     pck = metrics[:, 2]
     return -pck[-1], -np.mean(pck)
 
-  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
-    experiment.initialize_or_restore(sess, directory, flags.load)
-    experiment.train_loop(sess, model, saver, flags, directory, next_batch, evaluate)
+  experiment.train(flags, load.POSE_SIZE, directory, next_batch, evaluate)
 
 
 def main(argv):
   flags = parse_flags(argv)
+  if flags.workers > 1:
+    return experiment.launch_workers(__file__, argv, flags)
   val = validation_set(
       load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity),
       flags.encoder_length)

@@ -61,7 +61,7 @@ def npu_optimizer_options(config):
 @pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
 def test_npu_session_config(npu_bridge, mode):
   flags = human_flags(["--device", "npu", "--precision_mode", mode])
-  config = experiment.session_config(flags)
+  config = devices.session_config(flags.placement)
   name, params = npu_optimizer_options(config)
   assert name == "NpuOptimizer"
   assert params["precision_mode"].s == mode.encode()
@@ -70,11 +70,11 @@ def test_npu_session_config(npu_bridge, mode):
   assert config.graph_options.rewrite_options.memory_optimization == RewriterConfig.OFF
 
 
-def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge, capsys):
+def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge):
   flags = human_flags([])
   assert flags.placement.device == "npu"
-  assert "Device: npu, precision: precision_mode force_fp16" in capsys.readouterr().out
-  assert npu_optimizer_options(experiment.session_config(flags))[1]["precision_mode"].s == b"force_fp16"
+  assert devices.describe(flags.placement) == "Device: npu, precision: precision_mode force_fp16"
+  assert npu_optimizer_options(devices.session_config(flags.placement))[1]["precision_mode"].s == b"force_fp16"
 
 
 @pytest.mark.parametrize("mode,wrapped", [("force_fp16", True), ("allow_mix_precision", True),
@@ -82,7 +82,7 @@ def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge, caps
                                           ("must_keep_origin_dtype", False)])
 def test_npu_optimizer_loss_scaling(npu_bridge, mode, wrapped):
   flags = human_flags(["--device", "npu", "--precision_mode", mode])
-  _, model, _ = experiment.build_model(flags, 54, 5, seed=0)
+  experiment.build_model(flags, 54, 5, seed=0)
   assert len(StandInLossScaleOptimizer.instances) == int(wrapped)
   if wrapped:
     (opt,) = StandInLossScaleOptimizer.instances
@@ -108,7 +108,7 @@ def test_unknown_device_and_precision_mode():
 def test_use_cpu_is_device_cpu():
   flags = human_flags(["--use_cpu"])
   assert flags.placement.device == "cpu"
-  assert experiment.session_config(flags).device_count["GPU"] == 0
+  assert devices.session_config(flags.placement).device_count["GPU"] == 0
 
 
 def test_gpu_mixed_precision_config_and_loss_scale():
@@ -122,10 +122,10 @@ def test_gpu_mixed_precision_config_and_loss_scale():
 def train_steps(argv, steps=4):
   """Losses and predictions of a few training steps on fixed random feeds."""
   flags = human_flags(["--rnn_size", "16", "--seq_length_in", "6", "--seq_length_out", "5"] + argv)
-  graph, model, _ = experiment.build_model(flags, 54, 6, seed=1)
+  graph, model = experiment.build_model(flags, 54, 6, seed=1)[:2]
   rng = np.random.RandomState(0)
   feeds = [rng.normal(size=(8, n, 54)).astype(np.float32) for n in (5, 5, 5)]
-  with tf.Session(graph=graph, config=experiment.session_config(flags)) as sess:
+  with tf.Session(graph=graph, config=devices.session_config(flags.placement)) as sess:
     sess.run(tf.global_variables_initializer())
     losses = [sess.run([model.train_op, model.loss], experiment.feed_dict(model, *feeds))[1]
               for _ in range(steps)]
@@ -173,7 +173,7 @@ def test_fp16_loss_scaling_composes_with_gathered_gradients():
   def one_step(placement):
     flags = human_flags(["--rnn_size", "8", "--seq_length_in", "5", "--seq_length_out", "4"])
     flags.placement = placement
-    graph, model, _ = experiment.build_model(flags, 54, 5, seed=4)
+    graph, model = experiment.build_model(flags, 54, 5, seed=4)[:2]
     feeds = [np.random.RandomState(1).normal(size=(3, n, 54)).astype(np.float32) for n in (4, 4, 4)]
     with tf.Session(graph=graph) as sess:
       sess.run(tf.global_variables_initializer())

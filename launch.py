@@ -1,0 +1,126 @@
+"""--workers N: runs N worker processes of a training script on free loopback
+ports (the collective backend) and supervises them. Ctrl-C or SIGTERM is
+passed on to every worker, so they stop at the same step and rank 0 saves;
+a worker that fails stops all the others."""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+POLL_SECS = 0.2
+STOP_GRACE_SECS = 15  # after a failure, how long the others get to exit on SIGTERM
+# Flags the launcher sets for each worker; a user's own values are dropped.
+WORKER_FLAGS = ("--workers", "--worker_hosts", "--task_index")
+
+
+def free_ports(count):
+  """`count` distinct free TCP ports on 127.0.0.1."""
+  with contextlib.ExitStack() as stack:
+    sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+    for s in sockets:
+      s.bind(("127.0.0.1", 0))
+    return [s.getsockname()[1] for s in sockets]
+
+
+def without_flags(argv, names):
+  """argv less every `--name value` / `--name=value` of `names`."""
+  kept, skip = [], False
+  for arg in argv:
+    if skip:
+      skip = False
+    elif arg in names:
+      skip = True
+    elif not arg.split("=", 1)[0] in names:
+      kept.append(arg)
+  return kept
+
+
+def worker_commands(script, argv, hosts, seed):
+  """The command line of each worker: the user's flags, the same seed, the
+  cluster and its rank."""
+  base = [sys.executable, script] + without_flags(argv, WORKER_FLAGS + ("--seed",))
+  return [base + ["--seed", str(seed), "--worker_hosts", ",".join(hosts), "--task_index", str(rank)]
+          for rank in range(len(hosts))]
+
+
+class _Signals(object):
+  """Records SIGINT / SIGTERM instead of dying, so the workers can be told."""
+
+  def __enter__(self):
+    self.received = []
+    self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    return self
+
+  def _handle(self, signum, frame):
+    self.received.append(signum)
+
+  def __exit__(self, *exc):
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+def launch(script, argv, workers, seed):
+  """Starts the workers and waits for them. Returns the exit status: 0 when
+  every worker succeeded, 1 when one failed, 128 + signal when interrupted."""
+  hosts = ["127.0.0.1:{}".format(p) for p in free_ports(workers)]
+  commands = worker_commands(script, argv, hosts, seed)
+  env = dict(os.environ, PYTHONUNBUFFERED="1")
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the workers' own one-line errors say enough
+  procs = []
+  try:
+    with _Signals() as signals:
+      for command in commands:
+        procs.append(subprocess.Popen(command, env=env, start_new_session=True))
+      print("Started {} workers on {} (pids {})".format(
+          workers, ",".join(hosts), " ".join(str(p.pid) for p in procs)), flush=True)
+      return _supervise(procs, signals)
+  finally:
+    _kill(procs)
+
+
+def _supervise(procs, signals):
+  forwarded = 0
+  while True:
+    if len(signals.received) > forwarded:
+      if forwarded:  # a second signal: stop at once
+        _kill(procs)
+      for p in procs:
+        if p.poll() is None:
+          p.send_signal(signal.SIGINT)
+      forwarded = len(signals.received)
+    codes = [p.poll() for p in procs]
+    failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
+    if failed and not forwarded:
+      rank, code = failed[0]
+      _stop(procs)
+      print("error: worker {} exited with status {}; stopped all {} workers".format(
+          rank, code, len(procs)), file=sys.stderr, flush=True)
+      return 1
+    if all(c is not None for c in codes):
+      if forwarded:
+        print("Interrupted: all {} workers stopped".format(len(procs)), flush=True)
+        return 128 + signals.received[0]
+      return 0
+    time.sleep(POLL_SECS)
+
+
+def _stop(procs):
+  """SIGTERM to the workers still running, SIGKILL to those that linger."""
+  for p in procs:
+    if p.poll() is None:
+      p.terminate()
+  deadline = time.time() + STOP_GRACE_SECS
+  while time.time() < deadline and any(p.poll() is None for p in procs):
+    time.sleep(POLL_SECS)
+  _kill(procs)
+
+
+def _kill(procs):
+  for p in procs:
+    if p.poll() is None:
+      p.kill()
+      p.wait()
