@@ -14,6 +14,7 @@ fails the next collective at once, a frozen one within the timeout.
 """
 
 import collections
+import importlib
 import os
 import re
 import threading
@@ -145,8 +146,6 @@ def make(cluster, placement):
   if cluster.backend == "collective":
     return Collective(cluster)
   if cluster.backend == "npu":
-    if placement.device != "npu":
-      raise DistributedError("--dist npu needs --device npu (or auto with npu_bridge)")
     return Npu(cluster, placement.npu)
   return Local(cluster)
 
@@ -346,7 +345,7 @@ class Npu(Local):
     super(Npu, self).__init__(cluster)
     self.npu = npu_init
     try:
-      self.hccl = __import__("npu_bridge.hccl.hccl_ops", fromlist=["hccl_ops"])
+      self.hccl = importlib.import_module("npu_bridge.hccl.hccl_ops")
     except ImportError as e:
       raise DistributedError("--dist npu needs npu_bridge.hccl.hccl_ops ({})".format(e))
 

@@ -156,11 +156,12 @@ def check_common_flags(flags, dataset):
     raise UsageError("--dropout_keep must be in (0, 1], got {}".format(flags.dropout_keep))
   if flags.sample and flags.load <= 0 and flags.model != ZERO_VELOCITY:
     raise UsageError("--sample needs --load N, the checkpoint to evaluate")
-  flags.cluster = distributed.resolve(flags)
-  check_distribution(flags)
+  flags.placement = None
   if flags.model != ZERO_VELOCITY:
     flags.placement = devices.resolve("cpu" if flags.use_cpu else flags.device,
                                       flags.mixed_precision, flags.precision_mode, flags.xla)
+  flags.cluster = distributed.resolve(flags)
+  check_distribution(flags)
 
 
 def check_distribution(flags):
@@ -174,6 +175,8 @@ def check_distribution(flags):
   if flags.workers > 1 and (flags.cluster.backend != "none" or flags.dist not in ("auto", "collective")):
     raise UsageError("--workers {} starts its own local collective workers: drop --worker_hosts "
                      "and use --dist auto or collective".format(flags.workers))
+  if flags.cluster.backend == "npu" and flags.placement and flags.placement.device != "npu":
+    raise UsageError("--dist npu needs --device npu (or auto with npu_bridge)")
   if flags.cluster.backend == "collective" and flags.cluster.size > 1 and flags.seed is None:
     raise UsageError("--worker_hosts needs --seed S, the same on every worker, so that they "
                      "draw one global batch (--workers sets it for you)")

@@ -12,7 +12,6 @@ import numpy as np
 import data_utils
 import experiment
 
-INPUT_SIZE = 54
 SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
 
 
@@ -167,7 +166,7 @@ def sample(flags, data, directory):
     print_sample_results(mean_errors, flags.seq_length_out)
     write_samples(flags.samples_file, srnn, mean_errors, predictions)
 
-  experiment.sample(flags, INPUT_SIZE, SAMPLE_SOURCE_LEN, directory, evaluate)
+  experiment.sample(flags, len(data.dim_to_use), SAMPLE_SOURCE_LEN, directory, evaluate)
 
 
 def train(flags, data, directory):
@@ -201,7 +200,8 @@ def train(flags, data, directory):
     average = with_average(mean_errors)[-1][1]
     return average[last_horizon], np.sum(average)
 
-  experiment.train(flags, INPUT_SIZE, directory, next_batch, evaluate)
+  # the model sees the dimensions the normalisation keeps (54 on H3.6M)
+  experiment.train(flags, len(data.dim_to_use), directory, next_batch, evaluate)
 
 
 def main(argv):

@@ -1,10 +1,13 @@
-"""Shared test helpers: paths to ../shared, running the scripts in-process."""
+"""Shared test helpers: paths to ../shared, running the scripts in-process,
+synthetic H3.6M files, a stand-in for Ascend's npu_bridge."""
 
 import contextlib
 import io
 import os
 import sys
+import types
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,3 +37,91 @@ def run_script(module, argv):
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = experiment.run_main(module.main, argv)
   return code or 0, out.getvalue(), err.getvalue()
+
+
+def write_h36m(root, frames=300, bad_line=None):
+  """A synthetic dataset in the real layout: S*/walking_{1,2}.txt, 99 numbers a line."""
+  rng = np.random.RandomState(0)
+  for s in (1, 5, 6, 7, 8, 9, 11):
+    os.makedirs(os.path.join(root, "S{}".format(s)))
+    for a in (1, 2):
+      rows = [",".join("{:.5f}".format(x) for x in rng.normal(0, 0.3, 99)) for _ in range(frames)]
+      if bad_line and (s, a) == bad_line[0]:
+        rows[bad_line[1] - 1] = ",".join(["0.1"] * 97)
+      with open(os.path.join(root, "S{}".format(s), "walking_{}.txt".format(a)), "w") as f:
+        f.write("\n".join(rows) + "\n")
+  return root
+
+
+class StandInLossScaleOptimizer(object):
+  """Records how the project wraps its optimizer; delegates the math."""
+  instances = []
+
+  def __init__(self, opt, loss_scale_manager, is_distributed=False):
+    self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
+    StandInLossScaleOptimizer.instances.append(self)
+
+  def compute_gradients(self, loss, var_list):
+    return self.opt.compute_gradients(loss, var_list)
+
+  def apply_gradients(self, grads_and_vars, global_step=None):
+    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
+
+
+class StandInLossScaleManager(object):
+  def __init__(self, **kwargs):
+    self.kwargs = kwargs
+
+
+class StandInDistributedOptimizer(object):
+  """npu_bridge's NPUDistributedOptimizer: a wrapper class (older CANN)."""
+
+  def __init__(self, opt):
+    self.opt = opt
+
+  def compute_gradients(self, loss, var_list):
+    return self.opt.compute_gradients(loss, var_list)
+
+  def apply_gradients(self, grads_and_vars, global_step=None):
+    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
+
+
+def stand_in_hccl_ops(calls):
+  """npu_bridge.hccl.hccl_ops whose collectives are identities, recording
+  each call as (name, tensor names) in `calls`."""
+  import tensorflow.compat.v1 as tf
+  module = types.ModuleType("npu_bridge.hccl.hccl_ops")
+
+  def broadcast(tensor, root_rank):
+    calls.append(("broadcast", root_rank, [t.op.name for t in tensor]))
+    return [tf.identity(t) for t in tensor]
+
+  def allreduce(tensor, reduction):
+    calls.append(("allreduce", reduction, [tensor.op.name]))
+    return tf.identity(tensor)
+
+  module.broadcast, module.allreduce = broadcast, allreduce
+  return module
+
+
+@pytest.fixture
+def npu_bridge(monkeypatch):
+  """A stand-in npu_bridge: npu_init (loss scaling, distributed optimizer
+  wrappers; `wrapped` lists what npu_distributed_optimizer_wrapper got) and
+  hccl.hccl_ops (`hccl_calls`)."""
+  package = types.ModuleType("npu_bridge")
+  npu_init = types.ModuleType("npu_bridge.npu_init")
+  hccl = types.ModuleType("npu_bridge.hccl")
+  npu_init.NPULossScaleOptimizer = StandInLossScaleOptimizer
+  npu_init.ExponentialUpdateLossScaleManager = StandInLossScaleManager
+  npu_init.NPUDistributedOptimizer = StandInDistributedOptimizer
+  npu_init.wrapped = []
+  npu_init.npu_distributed_optimizer_wrapper = lambda opt: npu_init.wrapped.append(opt) or opt
+  npu_init.hccl_calls = []
+  hccl.hccl_ops = stand_in_hccl_ops(npu_init.hccl_calls)
+  package.npu_init, package.hccl = npu_init, hccl
+  for name, module in (("npu_bridge", package), ("npu_bridge.npu_init", npu_init),
+                       ("npu_bridge.hccl", hccl), ("npu_bridge.hccl.hccl_ops", hccl.hccl_ops)):
+    monkeypatch.setitem(sys.modules, name, module)
+  StandInLossScaleOptimizer.instances = []
+  return npu_init

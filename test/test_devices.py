@@ -2,8 +2,6 @@
 npu_bridge), CPU bf16 and XLA against fp32."""
 
 import re
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -13,40 +11,7 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 import devices
 import experiment
 import tprnn_train_human
-from conftest import H36M_DIR, need, run_script
-
-
-class StandInLossScaleOptimizer(object):
-  """Records how the project wraps its optimizer; delegates the math."""
-  instances = []
-
-  def __init__(self, opt, loss_scale_manager, is_distributed=False):
-    self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
-    StandInLossScaleOptimizer.instances.append(self)
-
-  def compute_gradients(self, loss, var_list):
-    return self.opt.compute_gradients(loss, var_list)
-
-  def apply_gradients(self, grads_and_vars, global_step=None):
-    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
-
-
-class StandInLossScaleManager(object):
-  def __init__(self, **kwargs):
-    self.kwargs = kwargs
-
-
-@pytest.fixture
-def npu_bridge(monkeypatch):
-  package = types.ModuleType("npu_bridge")
-  npu_init = types.ModuleType("npu_bridge.npu_init")
-  npu_init.NPULossScaleOptimizer = StandInLossScaleOptimizer
-  npu_init.ExponentialUpdateLossScaleManager = StandInLossScaleManager
-  package.npu_init = npu_init
-  monkeypatch.setitem(sys.modules, "npu_bridge", package)
-  monkeypatch.setitem(sys.modules, "npu_bridge.npu_init", npu_init)
-  StandInLossScaleOptimizer.instances = []
-  return npu_init
+from conftest import H36M_DIR, StandInLossScaleOptimizer, need, run_script
 
 
 def human_flags(argv):

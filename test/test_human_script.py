@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 
 import data_utils
 import tprnn_train_human
-from conftest import H36M_DIR, HUMAN_INDEX, ROOT, need, run_script
+from conftest import H36M_DIR, HUMAN_INDEX, ROOT, need, run_script, write_h36m
 from numpy_reference import basic_forward
 
 TINY = ["--action", "walking", "--rnn_size", "8", "--seq_length_in", "10",
@@ -33,20 +33,6 @@ def table_row(out, name):
 
 def losses(out):
   return [float(x) for x in re.findall(r"step \d+; step_loss: ([0-9.]+)", out)]
-
-
-def write_h36m(root, frames=300, bad_line=None):
-  """A synthetic dataset in the real layout: S*/walking_{1,2}.txt, 99 numbers a line."""
-  rng = np.random.RandomState(0)
-  for s in (1, 5, 6, 7, 8, 9, 11):
-    os.makedirs(os.path.join(root, "S{}".format(s)))
-    for a in (1, 2):
-      rows = [",".join("{:.5f}".format(x) for x in rng.normal(0, 0.3, 99)) for _ in range(frames)]
-      if bad_line and (s, a) == bad_line[0]:
-        rows[bad_line[1] - 1] = ",".join(["0.1"] * 97)
-      with open(os.path.join(root, "S{}".format(s), "walking_{}.txt".format(a)), "w") as f:
-        f.write("\n".join(rows) + "\n")
-  return root
 
 
 def test_zero_velocity_reproduces_published_baseline():

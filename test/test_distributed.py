@@ -1,0 +1,412 @@
+"""Data-parallel training: N workers x batch B against one process x batch
+N*B, the broadcast, lost and frozen peers, Ctrl-C, resuming across worker
+counts, both scripts end to end, the launcher and the NPU backend (with a
+stand-in npu_bridge). Every cluster is on 127.0.0.1."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import distributed
+import experiment
+import launch
+import tprnn_train_human
+from conftest import (H36M_DIR, PENN_DIR, ROOT, StandInLossScaleOptimizer, need, run_script,
+                      write_h36m)
+
+HUMAN = os.path.join(ROOT, "tprnn_train_human.py")
+PENN = os.path.join(ROOT, "tprnn_train_penn.py")
+TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
+        "--seq_length_out": "10", "--seed": "7", "--learning_rate": "0.05"}
+
+
+def argv_of(flags):
+  """A flag mapping as an argument list (None: a bare boolean flag)."""
+  return [x for name, value in flags.items() for x in ([name] if value is None else [name, value])]
+
+
+def losses(out):
+  return re.findall(r"step (\d+); step_loss: ([0-9.]+)", out)
+
+
+def checkpoint_dirs(train_dir):
+  return sorted(root for root, _, files in os.walk(train_dir)
+                if any(f.startswith("checkpoint-") for f in files))
+
+
+def weights(directory, step):
+  reader = tf.train.load_checkpoint(os.path.join(directory, "checkpoint-{}".format(step)))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def alive(pid):
+  """Whether `pid` is still one of this project's scripts (not a reused PID)."""
+  try:
+    with open("/proc/{}/cmdline".format(pid), "rb") as f:
+      return b"tprnn_train" in f.read()
+  except OSError:
+    return False
+
+
+class Processes(object):
+  """Processes a test starts, each stopped by its PID at the end, whatever
+  happens; the workers a launcher names on its first line too."""
+
+  def __init__(self):
+    self.procs, self.worker_pids = [], []
+
+  def start(self, command, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, **kwargs)
+    self.procs.append(proc)
+    return proc
+
+  def stop_all(self):
+    for proc in self.procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in self.worker_pids:
+      if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def processes():
+  p = Processes()
+  try:
+    yield p
+  finally:
+    p.stop_all()
+
+
+def launcher_run(processes, script, flags, timeout=240):
+  """Runs `script` with `flags` (a mapping) to the end, noting the PIDs of
+  the workers it starts. Returns (exit code, stdout, stderr)."""
+  proc = processes.start([sys.executable, script] + argv_of(flags))
+  out = []
+  for line in proc.stdout:
+    out.append(line)
+    found = re.match(r"Started \d+ workers on \S+ \(pids ([0-9 ]+)\)", line)
+    if found:
+      processes.worker_pids += [int(p) for p in found.group(1).split()]
+  proc.wait(timeout=timeout)
+  return proc.returncode, "".join(out), proc.stderr.read()
+
+
+@pytest.fixture(scope="module")
+def h36m(tmp_path_factory):
+  return write_h36m(str(tmp_path_factory.mktemp("h36m")), frames=400)
+
+
+@pytest.mark.parametrize("model", [
+    {"--model": "basic", "--max_gradient_norm": "0.05"},
+    {"--model": "generic", "--tprnn_layers": "3", "--fix_generic_contexts": None,
+     "--max_gradient_norm": "0.05", "--learning_rate": "0.01"},
+])
+def test_two_workers_equal_one_process_with_twice_the_batch(processes, h36m, tmp_path, model):
+  """Same seed: 2 workers x batch 4 and 1 process x batch 8 print the same
+  global losses and end with the same weights (clipping active: the
+  gradient norm of these losses is far above 0.05)."""
+  flags = dict(TINY, **model)
+  flags.update({"--data_dir": h36m, "--iterations": "21", "--test_every": "100"})
+  code, single, err = launcher_run(processes, HUMAN, dict(flags, **{
+      "--batch_size": "8", "--train_dir": str(tmp_path / "one")}))
+  assert code == 0, err
+  code, double, err = launcher_run(processes, HUMAN, dict(flags, **{
+      "--batch_size": "4", "--workers": "2", "--train_dir": str(tmp_path / "two")}))
+  assert code == 0, err
+  assert "Distributed: collective backend, worker 0 of 2" in double
+  assert len(losses(single)) == 3 and losses(double) == losses(single)
+  (one_dir,), (two_dir,) = checkpoint_dirs(str(tmp_path / "one")), checkpoint_dirs(str(tmp_path / "two"))
+  one, two = weights(one_dir, 21), weights(two_dir, 21)
+  assert sorted(one) == sorted(two)
+  for name in one:
+    np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
+
+
+def test_broadcast_gives_every_worker_rank0_weights():
+  """Two workers in one process (threads), built with different seeds: after
+  the broadcast every variable equals rank 0's, ints included."""
+  hosts = ["127.0.0.1:{}".format(p) for p in launch.free_ports(2)]
+  results, errors = {}, []
+
+  def worker(rank):
+    try:
+      flags = tprnn_train_human.parse_flags(argv_of(dict(TINY, **{
+          "--worker_hosts": ",".join(hosts), "--task_index": str(rank), "--device": "cpu"})))
+      backend = distributed.make(flags.cluster, flags.placement)
+      net = experiment.build_model(flags, 54, 10, seed=100 + rank, backend=backend)
+      with experiment.open_session(flags, net.graph, backend) as sess:
+        sess.run(tf.variables_initializer(net.graph.get_collection("variables")))
+        net.model.global_step.load(10 * rank + 3, sess)
+        before = sess.run(net.graph.get_collection("variables"))
+        backend.run(sess, net.broadcast)
+        results[rank] = before, sess.run(net.graph.get_collection("variables"))
+    except Exception as e:  # reported by the main thread
+      errors.append(e)
+
+  threads = [threading.Thread(target=worker, args=(r,)) for r in (0, 1)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join(120)
+  assert not errors, errors
+  (before0, after0), (before1, after1) = results[0], results[1]
+  assert any(not np.array_equal(a, b) for a, b in zip(before0, before1))
+  for a, b, mine in zip(after0, after1, before0):
+    np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(a, mine)
+  assert 3 in [int(v) for v in after1 if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.integer)]
+
+
+def start_workers(processes, script, flags, count=2):
+  """`count` worker processes of a loopback cluster, started by the test."""
+  hosts = ",".join("127.0.0.1:{}".format(p) for p in launch.free_ports(count))
+  return [processes.start([sys.executable, script] + argv_of(dict(flags, **{
+      "--worker_hosts": hosts, "--task_index": str(rank)}))) for rank in range(count)]
+
+
+def read_until(proc, pattern):
+  """Lines of proc's stdout up to the first matching `pattern`."""
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if re.search(pattern, line):
+      return "".join(lines)
+  raise AssertionError("process ended before printing {!r}:\n{}".format(pattern, "".join(lines)))
+
+
+def error_lines(stderr):
+  assert "Traceback" not in stderr, stderr
+  return [l for l in stderr.splitlines() if l.startswith("error:")]
+
+
+LONG_RUN = {"--iterations": "100000", "--test_every": "10", "--save_every": "10",
+            "--dist_timeout_s": "8"}
+
+
+def test_killed_worker_stops_the_other_and_the_run_resumes_with_any_worker_count(
+    processes, h36m, tmp_path):
+  flags = dict(TINY, **LONG_RUN)
+  flags.update({"--data_dir": h36m, "--train_dir": str(tmp_path), "--batch_size": "4"})
+  rank0, rank1 = start_workers(processes, HUMAN, flags)
+  read_until(rank0, r"Saving the model")
+  read_until(rank0, r"^done in")
+  rank1.kill()
+  killed = time.time()
+  rank0.wait(timeout=8 + 20)
+  assert time.time() - killed < 8 + 10
+  assert rank0.returncode == 1
+  (line,) = error_lines(rank0.stderr.read())
+  found = re.match(r"error: lost worker 1 \(127\.0\.0\.1:\d+\) \(\w+\); worker 0 stops "
+                   r"\(last good checkpoint: (\S+)-(\d+)\)$", line)
+  assert found, line
+  directory, last = os.path.dirname(found.group(1)), int(found.group(2))
+  assert last >= 10 and set(weights(directory, last))
+  assert not [f for f in os.listdir(directory) if "tmp" in f]
+
+  resume = dict(flags, **{"--load": str(last), "--more": "5", "--iterations": "100000",
+                          "--test_every": "1000"})
+  code, out, err = launcher_run(processes, HUMAN, resume)  # 2 workers -> 1 process
+  assert code == 0, err
+  after = last + 1 + 5
+  assert weights(directory, after)["Variable_1"] == last + 5
+  code, out, err = launcher_run(processes, HUMAN, dict(resume, **{  # 1 process -> 2 workers
+      "--load": str(after), "--more": "3", "--workers": "2"}))
+  assert code == 0, err
+  assert weights(directory, after + 1 + 3)["Variable_1"] == last + 5 + 3
+
+
+def test_frozen_worker_stops_the_other_within_the_timeout(processes, h36m, tmp_path):
+  flags = dict(TINY, **LONG_RUN)
+  flags.update({"--data_dir": h36m, "--train_dir": str(tmp_path), "--dist_timeout_s": "5"})
+  rank0, rank1 = start_workers(processes, HUMAN, flags)
+  read_until(rank0, r"^step 0020")
+  os.kill(rank1.pid, signal.SIGSTOP)
+  frozen = time.time()
+  rank0.wait(timeout=5 + 25)
+  assert time.time() - frozen < 5 + 10
+  (line,) = error_lines(rank0.stderr.read())
+  assert re.match(r"error: no answer from worker 1 \(127\.0\.0\.1:\d+\) within 5 s "
+                  r"\(--dist_timeout_s\): a peer is frozen or gone; worker 0 stops "
+                  r"\(last good checkpoint: \S+checkpoint-\d+\)$", line), line
+
+
+def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, tmp_path):
+  flags = dict(TINY, **{"--data_dir": h36m, "--train_dir": str(tmp_path), "--workers": "2",
+                        "--iterations": "100000", "--test_every": "100000"})
+  launcher = processes.start([sys.executable, HUMAN] + argv_of(flags))
+  head = read_until(launcher, r"^step 0020")
+  processes.worker_pids += [int(p) for p in re.search(r"pids ([0-9 ]+)\)", head).group(1).split()]
+  launcher.send_signal(signal.SIGINT)
+  out, err = launcher.communicate(timeout=60)
+  assert launcher.returncode == 128 + signal.SIGINT, err
+  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", out).group(1))
+  assert "Interrupted: all 2 workers stopped" in out
+  (directory,) = checkpoint_dirs(str(tmp_path))
+  assert weights(directory, step)["Variable_1"] == step
+  assert not any(alive(pid) for pid in processes.worker_pids)
+
+
+def test_human_script_with_two_workers_on_shared_data(processes, tmp_path):
+  need(H36M_DIR)
+  flags = dict(TINY, **{"--data_dir": H36M_DIR, "--train_dir": str(tmp_path), "--workers": "2",
+                        "--iterations": "20", "--test_every": "10", "--save_every": "10"})
+  code, out, err = launcher_run(processes, HUMAN, flags)
+  assert code == 0, err
+  assert [s for s, _ in losses(out)] == ["0000", "0010"]  # printed once: rank 0 alone
+  assert out.count("Global step:") == 2
+  (directory,) = checkpoint_dirs(str(tmp_path))
+  assert experiment.checkpoint_steps(directory) == [10, 20]
+  for log in ("train", "test"):
+    assert len(os.listdir(os.path.join(directory, "log", log))) == 1
+
+
+def test_penn_script_with_two_workers_on_shared_labels(processes, tmp_path):
+  need(PENN_DIR)
+  labels = tmp_path / "labels"
+  labels.mkdir()
+  for i in range(1, 25):
+    os.symlink(os.path.join(PENN_DIR, "{:04d}.mat".format(i)), str(labels / "{:04d}.mat".format(i)))
+  flags = {"--data_dir": str(labels), "--train_dir": str(tmp_path / "exp"), "--rnn_size": "8",
+           "--workers": "2", "--iterations": "20", "--test_every": "10", "--save_every": "10",
+           "--seed": "3"}
+  code, out, err = launcher_run(processes, PENN, flags)
+  assert code == 0, err
+  assert out.count("Predict next 16 steps") == 2
+  (directory,) = checkpoint_dirs(str(tmp_path / "exp"))
+  assert directory.endswith("zero_init_velocity")
+  assert experiment.checkpoint_steps(directory) == [10, 20]
+  for log in ("train", "test"):
+    assert len(os.listdir(os.path.join(directory, "log", log))) == 1
+
+
+STAND_IN_WORKER = """
+import sys, time
+rank = int(sys.argv[sys.argv.index("--task_index") + 1])
+print("worker", rank, "argv", " ".join(sys.argv[1:]), flush=True)
+if rank == 1:
+  time.sleep(0.5)
+  sys.exit(3)
+time.sleep(120)
+"""
+
+
+def test_launcher_stops_every_worker_when_one_fails(tmp_path, capsys):
+  script = tmp_path / "worker_stand_in.py"
+  script.write_text(STAND_IN_WORKER)
+  start = time.time()
+  code = launch.launch(str(script), ["--rnn_size", "8", "--workers", "2", "--seed=4"], 2, seed=9)
+  assert code == 1 and time.time() - start < 20
+  out, err = capsys.readouterr()
+  pids = [int(p) for p in re.search(r"pids ([0-9 ]+)\)", out).group(1).split()]
+  assert len(pids) == 2 and not any(os.path.exists("/proc/{}".format(p)) for p in pids)
+  assert "error: worker 1 exited with status 3; stopped all 2 workers" in err
+
+
+def test_worker_flags_replace_the_users():
+  argv = ["--rnn_size", "8", "--workers", "2", "--seed=4", "--task_index", "5", "--sample"]
+  assert launch.without_flags(argv, ("--workers", "--seed", "--task_index")) == [
+      "--rnn_size", "8", "--sample"]
+  commands = launch.worker_commands("s.py", argv, ["127.0.0.1:1", "127.0.0.1:2"], seed=9)
+  assert [c[2:] for c in commands] == [
+      ["--rnn_size", "8", "--sample", "--seed", "9", "--worker_hosts", "127.0.0.1:1,127.0.0.1:2",
+       "--task_index", str(rank)] for rank in (0, 1)]
+
+
+@pytest.mark.parametrize("flags,message", [
+    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2"}, "--dist collective needs --task_index (or $RANK_ID)"),
+    ({"--worker_hosts": "127.0.0.1:1,localhost", "--task_index": "0"}, "--worker_hosts: 'localhost' is not host:port"),
+    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2", "--task_index": "2"}, "--task_index 2 is not a position in --worker_hosts (0..1)"),
+    ({"--worker_hosts": "127.0.0.1:1", "--dist": "none"}, "--worker_hosts needs --dist collective (or auto), not --dist none"),
+    ({"--dist": "collective"}, "--dist collective needs --worker_hosts host:port,host:port,..."),
+    ({"--dist": "mpi"}, "unknown --dist 'mpi': expected one of auto, none, collective, npu"),
+    ({"--workers": "2", "--dist": "none"}, "--workers 2 starts its own local collective workers"),
+    ({"--workers": "2", "--sample": None, "--load": "5"}, "--sample and --model zero_velocity run in one process"),
+    ({"--workers": "0"}, "--workers must be at least 1, got 0"),
+    ({"--dist_timeout_s": "0"}, "--dist_timeout_s must be positive, got 0.0"),
+])
+def test_bad_distribution_flags(flags, message, monkeypatch):
+  monkeypatch.delenv("RANK_ID", raising=False)
+  code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere"] + argv_of(dict(
+      {"--seed": "1"}, **flags)))
+  assert code == 1 and err.count("\n") == 1 and message in err, err
+
+
+def test_worker_hosts_need_a_seed():
+  code, _, err = run_script(tprnn_train_human, ["--worker_hosts", "127.0.0.1:1,127.0.0.1:2",
+                                                "--task_index", "1"])
+  assert code == 1 and "--worker_hosts needs --seed S, the same on every worker" in err
+
+
+def npu_env(monkeypatch, tmp_path, size="2", rank="1", table=True, device="1"):
+  for name in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID"):
+    monkeypatch.delenv(name, raising=False)
+  monkeypatch.setenv("RANK_SIZE", size)
+  monkeypatch.setenv("RANK_ID", rank)
+  if table:
+    path = tmp_path / "rank_table.json"
+    path.write_text("{}")
+    monkeypatch.setenv("RANK_TABLE_FILE", str(path))
+  if device is not None:
+    monkeypatch.setenv("ASCEND_DEVICE_ID", device)
+
+
+@pytest.mark.parametrize("model", ["basic", "generic"])
+def test_npu_backend_wraps_in_the_modelzoo_order_and_broadcasts_once(
+    npu_bridge, monkeypatch, tmp_path, model):
+  npu_env(monkeypatch, tmp_path)
+  flags = tprnn_train_human.parse_flags(["--rnn_size", "4", "--model", model])
+  assert flags.cluster == distributed.Cluster("npu", 1, 2, [], distributed.DEFAULT_TIMEOUT_S, "1")
+  backend = distributed.make(flags.cluster, flags.placement)
+  net = experiment.build_model(flags, 54, 5, seed=0, backend=backend)
+  (outer,) = StandInLossScaleOptimizer.instances
+  assert outer.is_distributed is True
+  assert npu_bridge.wrapped == [outer.opt]  # the distributed wrapper is inside loss scaling
+  broadcasts = [c for c in npu_bridge.hccl_calls if c[0] == "broadcast"]
+  with net.graph.as_default():
+    names = sorted(v.op.name for v in tf.global_variables())
+  assert sorted(n for _, _, (n,) in broadcasts) == names and {r for _, r, _ in broadcasts} == {0}
+  assert net.broadcast is not None
+  reduced = [c for c in npu_bridge.hccl_calls if c[0] == "allreduce"]
+  assert [r for _, r, _ in reduced] == ["sum", "sum"]  # the step's loss and stop flag
+
+
+def test_npu_backend_falls_back_to_npu_distributed_optimizer(npu_bridge, monkeypatch, tmp_path):
+  npu_env(monkeypatch, tmp_path)
+  del npu_bridge.npu_distributed_optimizer_wrapper
+  flags = tprnn_train_human.parse_flags(["--rnn_size", "4"])
+  experiment.build_model(flags, 54, 5, seed=0, backend=distributed.make(flags.cluster, flags.placement))
+  (outer,) = StandInLossScaleOptimizer.instances
+  assert isinstance(outer.opt, npu_bridge.NPUDistributedOptimizer)
+  assert isinstance(outer.opt.opt, tf.train.GradientDescentOptimizer)
+
+
+@pytest.mark.parametrize("env,message", [
+    (dict(table=False), "RANK_SIZE=2 needs RANK_TABLE_FILE"),
+    (dict(rank="2"), "RANK_ID=2 is not below RANK_SIZE=2"),
+    (dict(device=None), "RANK_SIZE=2 needs ASCEND_DEVICE_ID (or DEVICE_ID)"),
+    (dict(size="two"), "environment variable RANK_SIZE='two' is not an integer"),
+])
+def test_npu_environment_errors(npu_bridge, monkeypatch, tmp_path, env, message):
+  npu_env(monkeypatch, tmp_path, **env)
+  code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu"])
+  assert code == 1 and err.count("\n") == 1 and message in err, err
+
+
+def test_dist_npu_needs_the_npu_device(npu_bridge, monkeypatch, tmp_path):
+  npu_env(monkeypatch, tmp_path)
+  code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu",
+                                                "--device", "cpu"])
+  assert code == 1 and "--dist npu needs --device npu" in err
