@@ -410,3 +410,51 @@ def test_dist_npu_needs_the_npu_device(npu_bridge, monkeypatch, tmp_path):
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu",
                                                 "--device", "cpu"])
   assert code == 1 and "--dist npu needs --device npu" in err
+
+
+NPU_RANK_STAND_IN = """
+import os, sys, time
+print("rank", os.environ["RANK_ID"], "device", os.environ["ASCEND_DEVICE_ID"],
+      "of", os.environ["RANK_SIZE"], "table", os.environ["RANK_TABLE_FILE"], "argv", *sys.argv[1:])
+sys.stdout.flush()
+if os.environ["RANK_ID"] == os.environ.get("FAILING_RANK"):
+  time.sleep(1)  # the other ranks have started and printed by then
+  sys.exit(4)
+time.sleep(0.5 if os.environ.get("FAILING_RANK") is None else 60)
+"""
+
+
+@pytest.mark.parametrize("failing_rank", [None, "1"])
+def test_npu_launch_script_one_process_per_device(tmp_path, failing_rank):
+  """scripts/train_npu_8p.sh with a stand-in Python: one process per rank with
+  its RANK_ID and device, a log per rank, and a failing rank stops the rest."""
+  stand_in = tmp_path / "rank_stand_in.py"
+  stand_in.write_text(NPU_RANK_STAND_IN)
+  env = dict(os.environ, PYTHON=sys.executable, RANK_SIZE="3", LOG_DIR=str(tmp_path / "logs"))
+  if failing_rank is not None:
+    env["FAILING_RANK"] = failing_rank
+  proc = subprocess.Popen(["bash", os.path.join(ROOT, "scripts", "train_npu_8p.sh"), str(stand_in),
+                           "--rnn_size", "8"], env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  pids = []
+  try:
+    first = proc.stdout.readline()
+    pids = [int(p) for p in re.search(r"pids ([0-9 ]+)\)", first).group(1).split()]
+    out, err = proc.communicate(timeout=30)
+  finally:
+    for pid in [proc.pid] + pids:
+      try:
+        os.kill(pid, signal.SIGKILL)
+      except OSError:
+        pass
+    proc.wait()
+  assert proc.returncode == (0 if failing_rank is None else 1), err
+  table = os.path.join(ROOT, "scripts", "rank_table_8p.json")
+  for rank in range(3):
+    with open(str(tmp_path / "logs" / "rank_{}.log".format(rank))) as f:
+      assert f.read().startswith("rank {} device {} of 3 table {} argv --device npu --dist npu "
+                                 "--rnn_size 8".format(rank, rank, table))
+  if failing_rank is not None:
+    assert "error: a rank exited with status 4; stopping all ranks" in err
+    assert not any(os.path.exists("/proc/{}/cmdline".format(p)) and
+                   b"rank_stand_in" in open("/proc/{}/cmdline".format(p), "rb").read() for p in pids)
