@@ -17,7 +17,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -28,6 +27,7 @@ import experiment  # noqa: E402
 import launch  # noqa: E402
 import load  # noqa: E402
 import tprnn_train_penn  # noqa: E402
+from step_time import median_ms  # noqa: E402
 
 ALL_REDUCE_KEYS = 100  # instance keys of the benchmark's own all-reduces, clear of training's
 
@@ -55,17 +55,6 @@ def model_flags(args, batch_size, hosts=""):
   if hosts:
     argv += ["--worker_hosts", hosts, "--task_index", str(args.task_index)]
   return tprnn_train_penn.parse_flags(argv)
-
-
-def median_ms(run, steps, warmup):
-  for _ in range(warmup):
-    run()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-  return 1000 * float(np.median(times))
 
 
 def time_training(args, batch_size, hosts=""):
