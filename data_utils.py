@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+import errors
+
 ACTIONS = ("walking", "eating", "smoking", "discussion", "directions",
            "greeting", "phoning", "posing", "purchases", "sitting",
            "sittingdown", "takingphoto", "waiting", "walkingdog",
@@ -32,7 +34,7 @@ MIN_START = 16
 DATA_README = "data/README.md"
 
 
-class DataError(ValueError):
+class DataError(errors.Error, ValueError):
   """Bad or missing input data; its message is one line for the user."""
 
 
@@ -55,21 +57,31 @@ def sequence_path(data_dir, subject, action, subaction):
 
 
 def read_sequence(path):
-  """Reads one comma-separated exp-map file. Returns float32 [T, 99]."""
+  """Reads one comma-separated exp-map file. Returns float32 [T, 99], every
+  value finite."""
   if not os.path.isfile(path):
     raise DataError("missing sequence file {} (see {})".format(path, DATA_README))
-  with open(path) as f:
-    rows = [line.strip().split(",") for line in f if line.strip()]
+  try:
+    with open(path, encoding="utf-8") as f:
+      rows = [line.strip().split(",") for line in f if line.strip()]
+  except UnicodeDecodeError as e:
+    raise DataError("{}: not text (undecodable byte at offset {}); expected {} comma-separated "
+                    "numbers a line".format(path, e.start, POSE_DIM))
   for lineno, row in enumerate(rows, 1):
     if len(row) != POSE_DIM:
       raise DataError("{}:{}: expected {} comma-separated numbers, found {}".format(
           path, lineno, POSE_DIM, len(row)))
   try:
-    return np.array(rows, dtype=np.float32).reshape(-1, POSE_DIM)
+    frames = np.array(rows, dtype=np.float32).reshape(-1, POSE_DIM)
   except ValueError:
     lineno = next(i for i, row in enumerate(rows, 1) if not _all_floats(row))
     raise DataError("{}:{}: expected {} numbers, found a non-number".format(
         path, lineno, POSE_DIM))
+  finite = np.isfinite(frames).all(axis=1)
+  if not finite.all():
+    raise DataError("{}:{}: a value is not finite (nan or inf)".format(
+        path, int(np.argmin(finite)) + 1))
+  return frames
 
 
 def _all_floats(row):
@@ -164,6 +176,11 @@ def srnn_starts(test_set, action):
   """The eight SRNN seed indices of `action`, alternating sub-actions 1, 2."""
   rng = np.random.RandomState(SRNN_SEED)
   lengths = [len(test_set[(TEST_SUBJECT, action, sub, "even")]) for sub in SUBACTIONS]
+  need = MIN_START + SRNN_PREFIX + SRNN_SUFFIX + 1
+  for sub, length in zip(SUBACTIONS, lengths):
+    if length < need:
+      raise DataError("S{} {}_{} has {} frames at 25 fps; the SRNN test windows need at least {} "
+                      "({} at 50 Hz)".format(TEST_SUBJECT, action, sub, length, need, 2 * need))
   return [rng.randint(MIN_START, lengths[i % 2] - SRNN_PREFIX - SRNN_SUFFIX)
           for i in range(SRNN_NUM_SEEDS)]
 

@@ -8,6 +8,8 @@ import importlib
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
+import errors
+
 DEVICES = ("auto", "cpu", "gpu", "npu")
 NPU_PRECISION_MODES = ("force_fp16", "allow_mix_precision", "allow_fp32_to_fp16",
                        "must_keep_origin_dtype")
@@ -26,7 +28,7 @@ Placement = collections.namedtuple("Placement", [
 ])
 
 
-class DeviceError(Exception):
+class DeviceError(errors.Error):
   """The asked-for device or precision cannot be had; one line for the user."""
 
 
@@ -67,6 +69,9 @@ def resolve(device, mixed_precision, precision_mode, xla):
     raise DeviceError("--device npu needs Ascend's TensorFlow adapter (npu_bridge), which is "
                       "not importable here: install the CANN toolkit and its tensorflow/npu_bridge "
                       "wheel, and source the Ascend environment (see README)")
+  if device == "gpu" and not gpu_available():
+    raise DeviceError("--device gpu: TensorFlow sees no GPU here (install tensorflow[and-cuda], "
+                      "check nvidia-smi and CUDA_VISIBLE_DEVICES), or use --device cpu")
   if device == "auto":
     device = "npu" if npu else "gpu" if gpu_available() else "cpu"
   if device == "npu":

@@ -22,6 +22,7 @@ import threading
 import tensorflow.compat.v1 as tf
 
 import devices
+import errors
 
 BACKENDS = ("auto", "none", "collective", "npu")
 JOB = "worker"
@@ -41,7 +42,7 @@ Cluster = collections.namedtuple("Cluster", [
 ])
 
 
-class DistributedError(Exception):
+class DistributedError(errors.Error):
   """Bad distribution settings or a lost peer; one line for the user."""
 
 

@@ -5,38 +5,40 @@ scripts only know their dataset; everything that runs a model lives here."""
 
 import argparse
 import collections
-import contextlib
 import os
-import re
 import signal
 import sys
+import threading
 import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import devices
 import distributed
+import errors
 import launch
-from data_utils import DataError
 import tprnn_basic_model
 import tprnn_generic_model
 import tprnn_graph
+import workdir
 
 MODELS = {"basic": tprnn_basic_model.TPRNNBasicModel,
           "generic": tprnn_generic_model.TPRNNGenericModel}
 ZERO_VELOCITY = "zero_velocity"
-CHECKPOINT_PREFIX = "checkpoint"
 PRINT_EVERY = 10
 EVAL_CHUNK = 2048  # sequences per forward pass when evaluating
 EVAL_STREAM = 1  # batch_rng stream of evaluation draws, apart from training batches
+MAX_SEED = 2 ** 32 - 1  # numpy's RandomState takes seeds below 2^32
+STOP, SAVE = 0, 1  # the requests a worker sends with each step
 
 
-class UsageError(Exception):
+class UsageError(errors.Error):
   """A bad flag, file or state; run_main prints its one-line message and exits 1."""
 
 
-class TrainingError(Exception):
+class TrainingError(errors.Error):
   """Training cannot go on (e.g. a non-finite loss); reported like UsageError."""
 
 
@@ -110,6 +112,13 @@ def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--test_every", type=int, default=1000, help="Evaluate every this many steps.")
   g.add_argument("--save_every", type=int, default=1000,
                  help="Save (when best so far) only at steps that are multiples of this.")
+  g.add_argument("--save_secs", type=float, default=600,
+                 help="Also save a rolling resumable checkpoint (rolling-N, the last {} kept) at "
+                      "least this often, so a crash loses at most this much training.".format(
+                          checkpoints.ROLLING_KEEP))
+  add_bool(g, "overwrite", False,
+           "Let a fresh run (no --load) delete the checkpoints and summaries of an experiment "
+           "directory that already has some.")
   add_bool(g, "sample", False, "Evaluate checkpoint --load and write --samples_file.")
   g.add_argument("--samples_file", default="samples.h5", help="Where --sample writes.")
   g.add_argument("--load", type=int, default=0,
@@ -146,9 +155,17 @@ def check_common_flags(flags, dataset):
     raise UsageError("--omit_one_hot false is not supported: the TP-RNN models take "
                      "poses without the one-hot action code")
   for name in ("batch_size", "rnn_size", "tprnn_scale", "tprnn_layers", "test_every",
-               "save_every", "learning_rate_step", "seq_length_out"):
+               "save_every", "learning_rate_step", "seq_length_out", "iterations"):
     if getattr(flags, name) < 1:
       raise UsageError("--{} must be at least 1, got {}".format(name, getattr(flags, name)))
+  for name in ("more", "load"):
+    if getattr(flags, name) < 0:
+      raise UsageError("--{} must be 0 or more, got {}".format(name, getattr(flags, name)))
+  for name in ("max_gradient_norm", "save_secs", "learning_rate"):
+    if not getattr(flags, name) > 0:
+      raise UsageError("--{} must be positive, got {}".format(name, getattr(flags, name)))
+  if flags.seed is not None and not 0 <= flags.seed <= MAX_SEED:
+    raise UsageError("--seed must be in 0..{}, got {}".format(MAX_SEED, flags.seed))
   if flags.seq_length_in < 2:
     raise UsageError("--seq_length_in must be at least 2 (the encoder gets "
                      "seq_length_in - 1 frames), got {}".format(flags.seq_length_in))
@@ -156,6 +173,8 @@ def check_common_flags(flags, dataset):
     raise UsageError("--dropout_keep must be in (0, 1], got {}".format(flags.dropout_keep))
   if flags.sample and flags.load <= 0 and flags.model != ZERO_VELOCITY:
     raise UsageError("--sample needs --load N, the checkpoint to evaluate")
+  if flags.sample:
+    check_samples_file(flags.samples_file)
   flags.placement = None
   if flags.model != ZERO_VELOCITY:
     flags.placement = devices.resolve("cpu" if flags.use_cpu else flags.device,
@@ -206,8 +225,7 @@ def run_main(main, argv=None):
   and exit status 1, without a traceback."""
   try:
     return main(sys.argv[1:] if argv is None else argv)
-  except (UsageError, TrainingError, DataError, devices.DeviceError,
-          distributed.DistributedError) as e:
+  except errors.Error as e:
     print("error: {}".format(e), file=sys.stderr)
     return 1
 
@@ -234,16 +252,16 @@ def model_config(flags, input_size, source_seq_len):
 Network = collections.namedtuple("Network", [
     "graph",
     "model",
-    "saver",
-    "stop_request",  # placeholder: 1.0 when this worker was asked to stop
-    "step",          # fetches of a training step: update, global mean loss,
-                     # learning rate, whether any worker asked to stop
-    "broadcast",     # op giving every worker rank 0's variables, or None
+    "savers",     # checkpoints.Savers of every variable
+    "requests",   # placeholder [2]: this worker asks to stop, to save (1.0)
+    "step",       # fetches of a training step: update, global mean loss,
+                  # learning rate, whether any worker asked to stop, to save
+    "broadcast",  # op giving every worker rank 0's variables, or None
 ])
 
 
 def build_model(flags, input_size, source_seq_len, seed, backend=None):
-  """A fresh graph holding the model, its saver and the training step, on
+  """A fresh graph holding the model, its savers and the training step, on
   this worker's device, its gradients averaged by the distribution backend
   (one process when None)."""
   backend = backend or distributed.Local(flags.cluster)
@@ -253,12 +271,13 @@ def build_model(flags, input_size, source_seq_len, seed, backend=None):
     loss_scaling = devices.optimizer_wrapper(flags.placement, distributed=backend.size > 1)
     model = MODELS[flags.model](model_config(flags, input_size, source_seq_len),
                                 lambda opt: loss_scaling(backend.wrap_optimizer(opt)))
-    stop_request = tf.placeholder_with_default(0.0, [], name="stop_request")
-    mean_loss, stop_mean = backend.mean([model.loss, stop_request])
-    step = (model.train_op, mean_loss, model.learning_rate, stop_mean > 0)
+    requests = tf.placeholder_with_default([0.0, 0.0], [2], name="requests")
+    mean_loss, mean_requests = backend.mean([model.loss, requests])
+    step = (model.train_op, mean_loss, model.learning_rate, mean_requests[STOP] > 0,
+            mean_requests[SAVE] > 0)
     broadcast = backend.build_sync(tf.global_variables())
-    saver = tf.train.Saver(tf.global_variables(), max_to_keep=10)
-  return Network(graph, model, saver, stop_request, step, broadcast)
+    savers = checkpoints.Savers(tf.global_variables())
+  return Network(graph, model, savers, requests, step, broadcast)
 
 
 def open_session(flags, graph, backend):
@@ -272,61 +291,21 @@ def print_header(flags):
   print(distributed.describe(flags.cluster))
 
 
-def checkpoint_steps(directory):
-  """Steps N of the checkpoint-N files in `directory`, sorted."""
-  if not os.path.isdir(directory):
-    return []
-  pattern = re.compile(r"^{}-(\d+)\.index$".format(CHECKPOINT_PREFIX))
-  return sorted(int(m.group(1)) for m in map(pattern.match, os.listdir(directory)) if m)
-
-
-def checkpoint_path(directory, step):
-  return os.path.join(directory, "{}-{}".format(CHECKPOINT_PREFIX, step))
-
-
-def initialize_or_restore(sess, directory, load):
-  """Initialises fresh variables (load <= 0) or restores checkpoint-`load`."""
+def initialize_or_restore(sess, net, directory, load):
+  """Fresh variables (load 0), or checkpoint-`load` (else rolling-`load`) of
+  `directory` with its global step set to `load`: the checkpoint number is
+  the number of steps taken (the authors' checkpoints store another)."""
   if load <= 0:
     print("Creating model with fresh parameters.")
-    sess.run(tf.global_variables_initializer())
+    sess.run(tf.variables_initializer(net.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)))
     return
-  steps = checkpoint_steps(directory)
-  if load not in steps:
-    raise UsageError("--load {}: no {}-{} in {} (present: {})".format(
-        load, CHECKPOINT_PREFIX, load, directory,
-        ", ".join(str(s) for s in steps) or "none"))
-  path = checkpoint_path(directory, load)
-  print("Loading model {}".format(path))
-  restorer = tf.train.Saver(restorable_variables(sess.graph, path))
-  sess.run(tf.global_variables_initializer())
-  restorer.restore(sess, path)
-
-
-def restorable_variables(graph, path):
-  """The graph's variables that checkpoint `path` holds, so that checkpoints
-  move between precisions and optimizers: state the checkpoint lacks (loss
-  scale, optimizer slots) starts fresh. Its extra entries are ignored; a
-  missing or differently shaped model weight is an error."""
-  stored = dict(tf.train.list_variables(path))
-  variables = graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-  trainable = {v.op.name for v in graph.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES)}
-  wrong = ["{} (model {}, checkpoint {})".format(v.op.name, v.shape.as_list(), stored.get(v.op.name))
-           for v in variables
-           if v.op.name in trainable and stored.get(v.op.name) != v.shape.as_list()]
-  if wrong:
-    raise UsageError("{} does not fit this model: {}".format(path, "; ".join(wrong)))
-  fresh = [v.op.name for v in variables if v.op.name not in stored]
-  if fresh:
-    print("Not in the checkpoint, initialised fresh: {}".format(", ".join(fresh)))
-  return [v for v in variables if v.op.name in stored]
-
-
-def save_checkpoint(sess, saver, directory, step):
-  print("Saving the model at {} ...".format(directory))
-  start = time.time()
-  os.makedirs(directory, exist_ok=True)
-  saver.save(sess, os.path.join(directory, CHECKPOINT_PREFIX), global_step=step)
-  print("done in {:.2f} ms".format((time.time() - start) * 1000))
+  checkpoint = checkpoints.find(directory, load)
+  print("Loading model {}".format(checkpoint))
+  checkpoints.restore(sess, checkpoint)
+  stored = sess.run(net.model.global_step)
+  if stored != load:
+    print("{} stores global step {}; counting on from {}".format(checkpoint, stored, load))
+    net.model.global_step.load(load, sess)
 
 
 def feed_dict(model, enc, dec_in, dec_out):
@@ -336,12 +315,16 @@ def feed_dict(model, enc, dec_in, dec_out):
 def predict(sess, model, enc, dec_in, dec_out, chunk_size=EVAL_CHUNK):
   """Forward pass (no dropout) over [N, ...] feeds in chunks of `chunk_size`
   sequences, so memory stays bounded. Returns (predictions [N, out, P], mean
-  squared error over all of them)."""
+  squared error over all of them). Non-finite predictions are an error: no
+  error measure may turn them into a small number."""
   outputs, total = [], 0.0
   for start in range(0, len(enc), chunk_size):
     chunk = slice(start, start + chunk_size)
     out, loss = sess.run([model.outputs, model.loss],
                          feed_dict(model, enc[chunk], dec_in[chunk], dec_out[chunk]))
+    if not np.all(np.isfinite(out)):
+      raise TrainingError("the model predicts non-finite values (NaN or inf): its weights have "
+                          "diverged, so it has no error to report")
     outputs.append(out)
     total += loss * len(out)
   return np.concatenate(outputs), total / len(enc)
@@ -365,24 +348,30 @@ def scalar_summary(values):
                            for tag, v in values.items()])
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-  """Yields a temporary path beside `path`; renames it to `path` on success
-  and removes it on failure, so no half-written file is left behind."""
-  tmp = "{}.tmp{}".format(path, os.getpid())
-  try:
-    yield tmp
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+def check_samples_file(path):
+  """--samples_file must be a file path in an existing directory."""
+  folder = os.path.dirname(os.path.abspath(path))
+  if os.path.isdir(path):
+    raise UsageError("--samples_file {} is a directory; give a file name".format(path))
+  if not os.path.isdir(folder):
+    raise UsageError("--samples_file {}: directory {} does not exist".format(path, folder))
 
 
-def resolve_seed(seed):
+def resolve_seed(seed, recorded=None):
+  """--seed, else the seed `recorded` by the run being resumed, else a new one."""
+  if seed is None and recorded is not None:
+    print("Seed: {} (the resumed run's)".format(recorded))
+    return recorded
   if seed is None:
     seed = int.from_bytes(os.urandom(4), "little") % 2 ** 31
   print("Seed: {}".format(seed))
   return seed
+
+
+def recordable(flags):
+  """The flags as plain values, for flags.json."""
+  return {k: v for k, v in sorted(vars(flags).items())
+          if isinstance(v, (str, int, float, bool, type(None), list))}
 
 
 # ----------------------------------------------------------------------------
@@ -401,29 +390,43 @@ Status = collections.namedtuple("Status", [
 
 def batch_rng(seed, step, stream=0):
   """The random state of one step's draws: a function of (seed, step), so
-  every worker draws the same global batch."""
+  every worker draws the same global batch and a resumed run draws the
+  batches the uninterrupted run would have."""
   return np.random.RandomState([seed, step, stream])
 
 
 def train(flags, input_size, directory, next_batch, evaluate):
   """Trains the model of `flags` on this worker: builds it, initialises or
   restores checkpoint --load (on rank 0, then broadcast) and runs the loop.
+  Rank 0 holds the experiment directory's lock throughout. Returns the exit
+  status: 0, or 128 + the signal that interrupted training.
 
   next_batch(rng, n) returns the feeds (encoder input, decoder input, target)
   [n, ...] of n sequences drawn with rng; each worker trains on its slice of
-  one global batch of workers x batch_size. evaluate(predict, status, writer)
+  one global batch of workers x batch_size. evaluate(predict, status, summarize)
   prints an evaluation (rank 0 only) and returns the two lower-is-better
-  criteria of the best-model rule; predict is `predict` on this session.
+  criteria of the best-model rule; predict is `predict` on this session and
+  summarize({tag: value}) writes TensorBoard scalars of the test set.
   """
   print_header(flags)
-  seed = resolve_seed(flags.seed)
   backend = distributed.make(flags.cluster, flags.placement)
+  if backend.rank != 0:
+    return run_training(flags, input_size, directory, next_batch, evaluate, backend, flags.seed)
+  with workdir.locked(directory):
+    workdir.claim_for_training(directory, flags.load > 0, flags.overwrite)
+    recorded = workdir.read_flags(directory) if flags.load > 0 else None
+    seed = resolve_seed(flags.seed, recorded and recorded.get("seed"))
+    workdir.write_flags(directory, dict(recordable(flags), seed=seed))
+    return run_training(flags, input_size, directory, next_batch, evaluate, backend, seed)
+
+
+def run_training(flags, input_size, directory, next_batch, evaluate, backend, seed):
   net = build_model(flags, input_size, flags.seq_length_in, seed, backend)
   with open_session(flags, net.graph, backend) as sess:
-    initialize_or_restore(sess, directory, flags.load if backend.rank == 0 else 0)
+    initialize_or_restore(sess, net, directory, flags.load if backend.rank == 0 else 0)
     if net.broadcast is not None:
       backend.run(sess, net.broadcast)
-    train_loop(sess, net, backend, flags, directory, seed, lambda step: worker_batch(
+    return train_loop(sess, net, backend, flags, directory, seed, lambda step: worker_batch(
         next_batch, batch_rng(seed, step), flags.batch_size, backend), evaluate)
 
 
@@ -434,13 +437,16 @@ def worker_batch(next_batch, rng, batch_size, backend):
 
 
 def sample(flags, input_size, source_seq_len, directory, evaluate):
-  """Restores checkpoint --load and returns evaluate(predict) (one process)."""
+  """Restores checkpoint --load and returns evaluate(predict) (one process),
+  holding the experiment directory's lock."""
   print_header(flags)
+  checkpoints.find(directory, flags.load)
   backend = distributed.Local(flags.cluster)
-  net = build_model(flags, input_size, source_seq_len, 0, backend)
-  with open_session(flags, net.graph, backend) as sess:
-    initialize_or_restore(sess, directory, flags.load)
-    return evaluate(predictor(sess, net.model))
+  with workdir.locked(directory):
+    net = build_model(flags, input_size, source_seq_len, 0, backend)
+    with open_session(flags, net.graph, backend) as sess:
+      initialize_or_restore(sess, net, directory, flags.load)
+      return evaluate(predictor(sess, net.model))
 
 
 class Best(object):
@@ -459,72 +465,107 @@ class Best(object):
 
 
 class _StopOnSignal(object):
-  """Turns Ctrl-C into a flag the loop checks between steps."""
+  """Turns SIGINT and SIGTERM into a request the loop acts on between steps;
+  stays installed through the final save, so a second signal cannot break
+  it."""
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
   def __enter__(self):
-    self.requested = False
-    self._previous = signal.signal(signal.SIGINT, self._handle)
+    self.received = []
+    self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
     return self
 
   def _handle(self, signum, frame):
-    self.requested = True
+    self.received.append(signum)
 
   def __exit__(self, *exc):
-    signal.signal(signal.SIGINT, self._previous)
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+
+def _quiet_summary_thread(args, previous=getattr(threading, "excepthook", None)):
+  """threading.excepthook leaving out the summary writer's thread, whose I/O
+  failure the main thread reports as one line (see _Rank0Outputs.summarize)."""
+  if args.thread is None or args.thread.name != "EventLoggerThread":
+    previous(args)
 
 
 class _Rank0Outputs(object):
-  """Summary writers, checkpoints and the best-model rule; they exist on
-  rank 0 only, the only worker that writes."""
+  """Summary writers, checkpoints, the rolling-save clock and the best-model
+  rule; they exist on rank 0 only, the only worker that writes."""
 
-  def __init__(self, sess, net, directory):
+  def __init__(self, sess, net, directory, save_secs, load):
+    if hasattr(threading, "excepthook"):  # Python >= 3.8
+      threading.excepthook = _quiet_summary_thread
     self.sess, self.net, self.directory = sess, net, directory
-    self.train_writer = tf.summary.FileWriter(os.path.join(directory, "log", "train"), sess.graph)
-    self.test_writer = tf.summary.FileWriter(os.path.join(directory, "log", "test"))
+    self.train_writer = tf.summary.FileWriter(os.path.join(directory, workdir.LOG_DIR, "train"),
+                                              sess.graph)
+    self.test_writer = tf.summary.FileWriter(os.path.join(directory, workdir.LOG_DIR, "test"))
     self.best = Best()
+    self.save_secs = save_secs
+    self.last_save = time.time()
+    self.last_saved = checkpoints.find(directory, load) if load else None
+    # The rolling saver deletes the oldest ones of earlier runs too.
+    net.savers.rolling.recover_last_checkpoints([
+        checkpoints.path(directory, s, checkpoints.ROLLING_PREFIX)
+        for s in checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)])
 
-  def save(self, step):
-    save_checkpoint(self.sess, self.net.saver, self.directory, step)
+  def save_due(self):
+    return time.time() - self.last_save >= self.save_secs
 
-  def finish(self, step):
-    self.save(step)
-    print("Best model's checkpoint id: {}".format(self.best.step))
+  def save(self, step, rolling=False):
+    self.net.savers.save(self.sess, self.directory, step, rolling)
+    self.last_save, self.last_saved = time.time(), checkpoints.path(
+        self.directory, step, checkpoints.ROLLING_PREFIX if rolling else checkpoints.PREFIX)
 
-  def close(self):
-    self.train_writer.close()
-    self.test_writer.close()
+  def summarize(self, writer, values, step):
+    """Adds scalars {tag: value}; a full or unwritable disk is a TrainingError."""
+    try:
+      writer.add_summary(scalar_summary(values), step)
+    except Exception as e:  # the writer thread re-raises its I/O failure as any type
+      raise TrainingError("cannot write summaries to {}: {}".format(
+          writer.get_logdir(), errors.tf_error_reason(e)))
+
+  def close(self, report):
+    """Flushes and closes the writers; their failures raise when `report`."""
+    for writer in (self.train_writer, self.test_writer):
+      try:
+        writer.close()
+      except Exception as e:  # likewise
+        if report:
+          raise TrainingError("cannot write summaries to {}: {}".format(
+              writer.get_logdir(), errors.tf_error_reason(e)))
 
 
 def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
   """The original's loop: a step per batch, a progress line every 10 steps,
   learning-rate decay every learning_rate_step, an evaluation every
   test_every steps (saved when best and at a save_every multiple), a final
-  save. Ctrl-C on any worker stops all of them at the same step and saves; a
-  non-finite loss stops without saving. batch(step) gives this worker's feeds.
+  save; besides, a rolling checkpoint every save_secs. SIGINT or SIGTERM on
+  any worker stops all of them at the same step and saves; a non-finite loss
+  or weight stops without saving. batch(step) gives this worker's feeds.
+  Returns the exit status.
   """
   model, rank0 = net.model, backend.rank == 0
-  outputs = _Rank0Outputs(sess, net, directory) if rank0 else None
-  current_step = 0 if flags.load <= 0 else flags.load + 1
-  last_saved = flags.load if flags.load > 0 else None
+  outputs = _Rank0Outputs(sess, net, directory, flags.save_secs, flags.load) if rank0 else None
+  current_step = flags.load
   step_time = loss = 0.0
   iterations = flags.iterations if flags.more == 0 else flags.more
   try:
-    with _StopOnSignal() as stop:
+    with _StopOnSignal() as signals:
       for _ in range(iterations):
         start = time.time()
         feed = feed_dict(model, *batch(current_step))
         feed[model.keep_prob] = flags.dropout_keep
-        feed[net.stop_request] = float(stop.requested)
-        _, step_loss, lr, stop_all = backend.run(sess, net.step, feed)
+        feed[net.requests] = [float(bool(signals.received)), float(rank0 and outputs.save_due())]
+        _, step_loss, lr, stop, save = backend.run(sess, net.step, feed)
         if not np.isfinite(step_loss):
-          raise TrainingError(
-              "training loss became {} at step {}; stopped without saving (last good "
-              "checkpoint: {})".format(step_loss, current_step, checkpoint_path(
-                  directory, last_saved) if last_saved else "none"))
+          raise TrainingError("training loss became {} at step {}; stopped without saving".format(
+              step_loss, current_step))
         elapsed = time.time() - start
         if rank0:
-          outputs.train_writer.add_summary(scalar_summary(
-              {"loss/loss": step_loss, "learning_rate/learning_rate": lr}), current_step)
+          outputs.summarize(outputs.train_writer,
+                            {"loss/loss": step_loss, "learning_rate/learning_rate": lr}, current_step)
         if current_step % PRINT_EVERY == 0:
           print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step)".format(
               current_step, step_loss, elapsed * 1000))
@@ -534,40 +575,50 @@ def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
 
         if current_step % flags.learning_rate_step == 0:
           sess.run(model.learning_rate_decay_op)
-
-        if current_step % flags.test_every == 0:
+        evaluating = current_step % flags.test_every == 0
+        if evaluating or save or stop:
+          net.savers.check_finite(sess, current_step)  # on every worker: they all stop
+        if evaluating:
           status = Status(current_step, None, None, step_time * 1000, loss,
                           batch_rng(seed, current_step, EVAL_STREAM))
-          if backend.on_rank0(sess, lambda: evaluate_and_save(sess, net, outputs, flags, status,
-                                                               evaluate)):
-            last_saved = current_step
+          backend.on_rank0(sess, lambda: evaluate_and_save(sess, net, outputs, flags, status,
+                                                           evaluate))
           step_time = loss = 0.0
           sys.stdout.flush()
-        if stop_all:
-          print("Interrupted at step {}; resume with --load {}.".format(
-              current_step, current_step))
+        if save and not stop:
+          backend.on_rank0(sess, lambda: outputs.save(current_step, rolling=True))
+        if stop:
           break
-    backend.on_rank0(sess, lambda: outputs.finish(current_step))
-  except distributed.DistributedError as e:
+      net.savers.check_finite(sess, current_step)
+      backend.on_rank0(sess, lambda: finish(outputs, current_step))
+      if rank0:
+        outputs.close(report=True)
+      if stop:
+        print("Interrupted at step {}; resume with --load {}.".format(current_step, current_step))
+        return 128 + (signals.received or [signal.SIGINT])[0]
+      return 0
+  except (TrainingError, checkpoints.CheckpointError, distributed.DistributedError) as e:
     if not rank0:  # only rank 0 knows the checkpoints
       raise
-    raise distributed.DistributedError("{} (last good checkpoint: {})".format(
-        e, checkpoint_path(directory, last_saved) if last_saved else "none"))
+    raise type(e)("{} (last good checkpoint: {})".format(e, outputs.last_saved or "none"))
   finally:
     if rank0:
-      outputs.close()
+      outputs.close(report=False)  # the error in flight, if any, is the one to report
+
+
+def finish(outputs, step):
+  outputs.save(step)
+  print("Best model's checkpoint id: {}".format(outputs.best.step))
 
 
 def evaluate_and_save(sess, net, outputs, flags, status, evaluate):
   """Rank 0's evaluation; saves when the model is the best so far and the
-  step is a save_every multiple. Returns whether it saved."""
+  step is a save_every multiple."""
   status = status._replace(global_step=sess.run(net.model.global_step),
                            learning_rate=sess.run(net.model.learning_rate))
-  criteria = evaluate(predictor(sess, net.model), status, outputs.test_writer)
-  if not outputs.best.update(criteria, status.step):
-    return False
-  print("Found a better model; checkpoint id {}".format(status.step))
-  if status.step % flags.save_every != 0:
-    return False
-  outputs.save(status.step)
-  return True
+  criteria = evaluate(predictor(sess, net.model), status,
+                      lambda values: outputs.summarize(outputs.test_writer, values, status.step))
+  if outputs.best.update(criteria, status.step):
+    print("Found a better model; checkpoint id {}".format(status.step))
+    if status.step % flags.save_every == 0:
+      outputs.save(status.step)

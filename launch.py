@@ -1,7 +1,8 @@
 """--workers N: runs N worker processes of a training script on free loopback
 ports (the collective backend) and supervises them. Ctrl-C or SIGTERM is
-passed on to every worker, so they stop at the same step and rank 0 saves;
-a worker that fails stops all the others."""
+passed on to every worker, so they stop at the same step and rank 0 saves
+(a second signal is passed on too, and changes nothing); a worker that fails
+stops all the others."""
 
 import contextlib
 import os
@@ -85,13 +86,11 @@ def launch(script, argv, workers, seed):
 def _supervise(procs, signals):
   forwarded = 0
   while True:
-    if len(signals.received) > forwarded:
-      if forwarded:  # a second signal: stop at once
-        _kill(procs)
+    for signum in signals.received[forwarded:]:
       for p in procs:
         if p.poll() is None:
-          p.send_signal(signal.SIGINT)
-      forwarded = len(signals.received)
+          p.send_signal(signum)
+    forwarded = len(signals.received)
     codes = [p.poll() for p in procs]
     failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
     if failed and not forwarded:

@@ -5,6 +5,7 @@ import collections
 import os
 import re
 
+import h5py
 import numpy as np
 import scipy.io
 
@@ -38,11 +39,21 @@ def label_files(labels_dir):
   return [os.path.join(labels_dir, n) for n in names]
 
 
+def read_mat(path):
+  """The LABEL_KEYS of a .mat file, squeezed; MATLAB v7.3 files (HDF5, which
+  scipy cannot read) through h5py, transposed back to MATLAB's layout."""
+  try:
+    return scipy.io.loadmat(path, squeeze_me=True, variable_names=LABEL_KEYS)
+  except NotImplementedError:
+    with h5py.File(path, "r") as f:
+      return {k: np.squeeze(np.array(f[k]).T) for k in LABEL_KEYS if k in f}
+
+
 def read_label(path):
   """x, y [T, 13] pixel coordinates, visibility [T, 13] and whether the
   video belongs to the training split."""
   try:
-    label = scipy.io.loadmat(path, squeeze_me=True, variable_names=LABEL_KEYS)
+    label = read_mat(path)
   except (scipy.io.matlab.MatReadError, ValueError, OSError, TypeError) as e:
     raise DataError("{}: not a readable .mat label file ({})".format(path, e))
   missing = [k for k in LABEL_KEYS if k not in label]
@@ -53,6 +64,9 @@ def read_label(path):
   if x.shape != y.shape or x.shape != vis.shape or x.shape[1] != NUM_JOINTS:
     raise DataError("{}: x, y and visibility must all be [T, {}], got {}, {} and {}".format(
         path, NUM_JOINTS, x.shape, y.shape, vis.shape))
+  for name, values in (("x", x), ("y", y), ("visibility", vis)):
+    if not np.isfinite(values).all():
+      raise DataError("{}: {} holds non-finite values (nan or inf)".format(path, name))
   return x, y, vis, int(label["train"]) == 1
 
 

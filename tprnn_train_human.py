@@ -11,6 +11,7 @@ import numpy as np
 
 import data_utils
 import experiment
+import workdir
 
 SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
 
@@ -21,6 +22,9 @@ def parse_flags(argv):
   parser.add_argument("--action", default="all",
                       help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")
   flags = parser.parse_args(argv)
+  if flags.seq_length_out < 2:
+    raise experiment.UsageError("--seq_length_out must be at least 2: the error table starts at "
+                                "80 ms, the second predicted frame")
   experiment.check_common_flags(flags, "human")
   flags.actions = data_utils.define_actions(flags.action)
   return flags
@@ -119,7 +123,7 @@ def error_summaries(mean_errors, target_len):
 def write_samples(path, srnn, mean_errors, predictions):
   """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
   de-normalised [out, 99]) and mean_{action}_error [out]."""
-  with experiment.atomic_output(path) as tmp:
+  with workdir.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       for action, errors in mean_errors.items():
         for i in range(data_utils.SRNN_NUM_SEEDS):
@@ -178,13 +182,13 @@ def train(flags, data, directory):
     windows = data_utils.random_windows(sequences, rng, batch_size, window)
     return data_utils.split_windows(windows, flags.seq_length_in)
 
-  def evaluate(predict, status, test_writer):
+  def evaluate(predict, status, summarize):
     _, val_loss = predict(*next_batch(status.rng, flags.batch_size, data.test))
     mean_errors, _, srnn_loss = srnn.evaluate(predict, mask_from="gt")
     print_table(mean_errors, flags.seq_length_out)
     values = error_summaries(mean_errors, flags.seq_length_out)
     values["loss/loss"] = val_loss
-    test_writer.add_summary(experiment.scalar_summary(values), status.step)
+    summarize(values)
     print()
     print("============================\n"
           "Global step:         {}\n"
@@ -201,7 +205,7 @@ def train(flags, data, directory):
     return average[last_horizon], np.sum(average)
 
   # the model sees the dimensions the normalisation keeps (54 on H3.6M)
-  experiment.train(flags, len(data.dim_to_use), directory, next_batch, evaluate)
+  return experiment.train(flags, len(data.dim_to_use), directory, next_batch, evaluate)
 
 
 def main(argv):

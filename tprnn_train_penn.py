@@ -13,6 +13,7 @@ import numpy as np
 
 import experiment
 import load
+import workdir
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)
 
@@ -99,7 +100,7 @@ def evaluate_validation(predict, val):
 def write_samples(path, predictions, val, metrics):
   """Predictions, ground truth and visibilities [N, 16, ...] of the predicted
   steps, bounding-box lengths [N] and both PCK curves [16]."""
-  with experiment.atomic_output(path) as tmp:
+  with workdir.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       f.create_dataset("predictions", data=predictions)
       f.create_dataset("ground_truth", data=val.feeds[2])
@@ -125,20 +126,20 @@ def train(flags, train_set, val, directory):
     chosen = rng.choice(len(train_feeds[0]), batch_size)
     return [feed[chosen] for feed in train_feeds]
 
-  def evaluate(predict, status, test_writer):
+  def evaluate(predict, status, summarize):
     _, metrics, val_loss = evaluate_validation(predict, val)
     values = {"loss/loss": val_loss}
     for s in PCK_SUMMARY_STEPS:
       values["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
       values["pck_per_joint/pck_step{}".format(s)] = metrics[s - 1, 3]
-    test_writer.add_summary(experiment.scalar_summary(values), status.step)
+    summarize(values)
     print("Global step: {}, learning rate: {:.4f}, step-time (ms): {:.4f}, "
           "train loss avg: {:.4f}".format(status.global_step, status.learning_rate,
                                           status.step_time_ms, status.train_loss))
     pck = metrics[:, 2]
     return -pck[-1], -np.mean(pck)
 
-  experiment.train(flags, load.POSE_SIZE, directory, next_batch, evaluate)
+  return experiment.train(flags, load.POSE_SIZE, directory, next_batch, evaluate)
 
 
 def main(argv):

@@ -4,6 +4,9 @@ synthetic H3.6M files, a stand-in for Ascend's npu_bridge."""
 import contextlib
 import io
 import os
+import re
+import signal
+import subprocess
 import sys
 import types
 
@@ -16,6 +19,8 @@ H36M_DIR = os.path.join(SHARED, "data", "h3.6m", "dataset")
 PENN_DIR = os.path.join(SHARED, "data", "Penn_Action", "labels")
 REFERENCE = os.path.join(SHARED, "reference")
 HUMAN_INDEX = os.path.join(REFERENCE, "published_checkpoints", "human", "checkpoint-92000")
+HUMAN_SCRIPT = os.path.join(ROOT, "tprnn_train_human.py")
+PENN_SCRIPT = os.path.join(ROOT, "tprnn_train_penn.py")
 PENN_CHECKPOINT = os.path.join(REFERENCE, "published_checkpoints", "penn", "checkpoint-63000")
 
 sys.path.insert(0, ROOT)
@@ -125,3 +130,95 @@ def npu_bridge(monkeypatch):
     monkeypatch.setitem(sys.modules, name, module)
   StandInLossScaleOptimizer.instances = []
   return npu_init
+
+
+def argv_of(flags):
+  """A flag mapping as an argument list (None: a bare boolean flag)."""
+  return [x for name, value in flags.items() for x in ([name] if value is None else [name, value])]
+
+
+def losses(out):
+  return re.findall(r"step (\d+); step_loss: ([0-9.]+)", out)
+
+
+def checkpoint_dirs(train_dir):
+  return sorted(root for root, _, files in os.walk(train_dir)
+                if any(f.startswith("checkpoint-") for f in files))
+
+
+def weights(directory, step, prefix="checkpoint"):
+  """{name: value} of <prefix>-`step` in `directory`."""
+  import tensorflow.compat.v1 as tf
+  reader = tf.train.load_checkpoint(os.path.join(directory, "{}-{}".format(prefix, step)))
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+
+def alive(pid):
+  """Whether `pid` is still one of this project's scripts (not a reused PID)."""
+  try:
+    with open("/proc/{}/cmdline".format(pid), "rb") as f:
+      return b"tprnn_train" in f.read()
+  except OSError:
+    return False
+
+
+class Processes(object):
+  """Processes a test starts, each stopped by its PID at the end, whatever
+  happens; the workers a launcher names on its first line too."""
+
+  def __init__(self):
+    self.procs, self.worker_pids = [], []
+
+  def start(self, command, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, **kwargs)
+    self.procs.append(proc)
+    return proc
+
+  def stop_all(self):
+    for proc in self.procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    for pid in self.worker_pids:
+      if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def processes():
+  p = Processes()
+  try:
+    yield p
+  finally:
+    p.stop_all()
+
+
+def launcher_run(processes, script, flags, timeout=240):
+  """Runs `script` with `flags` (a mapping) to the end, noting the PIDs of
+  the workers it starts. Returns (exit code, stdout, stderr)."""
+  proc = processes.start([sys.executable, script] + argv_of(flags))
+  out = []
+  for line in proc.stdout:
+    out.append(line)
+    found = re.match(r"Started \d+ workers on \S+ \(pids ([0-9 ]+)\)", line)
+    if found:
+      processes.worker_pids += [int(p) for p in found.group(1).split()]
+  proc.wait(timeout=timeout)
+  return proc.returncode, "".join(out), proc.stderr.read()
+
+
+def read_until(proc, pattern):
+  """Lines of proc's stdout up to the first matching `pattern`."""
+  lines = []
+  for line in proc.stdout:
+    lines.append(line)
+    if re.search(pattern, line):
+      return "".join(lines)
+  raise AssertionError("process ended before printing {!r}:\n{}".format(pattern, "".join(lines)))
+
+
+def error_lines(stderr):
+  assert "Traceback" not in stderr, stderr
+  return [l for l in stderr.splitlines() if l.startswith("error:")]

@@ -3,7 +3,6 @@ samples files, determinism, resuming, published checkpoint names, bad input."""
 
 import os
 import re
-import signal
 import subprocess
 import sys
 
@@ -121,7 +120,7 @@ def test_resume_restores_step_and_learning_rate(trained, tmp_path):
   code, out, err = human(argv + ["--load", "30", "--more", "12"])
   assert code == 0, err
   directory = re.search(r"Experiment directory: (\S+)", out).group(1)
-  reader = tf.train.load_checkpoint(os.path.join(directory, "checkpoint-43"))
+  reader = tf.train.load_checkpoint(os.path.join(directory, "checkpoint-42"))
   assert reader.get_tensor("Variable_1") == 30 + 12
   # the first run never decayed (step 10000); the resumed steps 31..42 decay at 35 and 42
   assert reader.get_tensor("Variable") == pytest.approx(0.005 * 0.95 ** 2)
@@ -217,25 +216,6 @@ def test_non_finite_loss_stops_without_saving(tmp_path):
   assert re.search(r"training loss became (nan|inf) at step \d+; stopped without saving "
                    r"\(last good checkpoint: none\)", err)
   assert not [f for _, _, files in os.walk(str(tmp_path)) for f in files if f.startswith("checkpoint-")]
-
-
-def test_ctrl_c_saves_and_exits(tmp_path):
-  """A real process, a real SIGINT: the checkpoint of the step reached is saved."""
-  need(H36M_DIR)
-  cmd = [sys.executable, os.path.join(ROOT, "tprnn_train_human.py"), "--data_dir", H36M_DIR,
-         "--train_dir", str(tmp_path), "--iterations", "100000", "--test_every", "100000"] + TINY[:-4]
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  for line in proc.stdout:
-    if line.startswith("step 0020"):
-      proc.send_signal(signal.SIGINT)
-      break
-  out = proc.stdout.read()
-  proc.wait(timeout=120)
-  assert proc.returncode == 0, proc.stderr.read()
-  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", out).group(1))
-  assert step >= 21
-  files = [f for _, _, fs in os.walk(str(tmp_path)) for f in fs]
-  assert "checkpoint-{}.index".format(step) in files
 
 
 def test_script_error_is_one_line_without_traceback(tmp_path):

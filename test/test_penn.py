@@ -10,6 +10,7 @@ import pytest
 import scipy.io
 import tensorflow.compat.v1 as tf
 
+import checkpoints
 import experiment
 import load
 import tprnn_basic_model
@@ -118,7 +119,7 @@ def test_short_training_run_saves_and_samples(tmp_path):
                            "lr_0.005", "tprnn_scale_2", "tprnn_layers_2", "dropout_keep_1.0",
                            "basic", "zero_init_velocity")
   assert len(LINE.findall(out)) == 32
-  assert experiment.checkpoint_steps(directory)[-1] == 20
+  assert checkpoints.steps(directory)[-1] == 20
   samples = str(tmp_path / "s.h5")
   code, sampled, err = run_script(tprnn_train_penn, argv + ["--sample", "--load", "20",
                                                             "--samples_file", samples])
