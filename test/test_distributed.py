@@ -157,6 +157,8 @@ def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, 
   launcher = processes.start([sys.executable, HUMAN] + argv_of(flags))
   head = read_until(launcher, r"^step 0020")
   processes.worker_pids += [int(p) for p in re.search(r"pids ([0-9 ]+)\)", head).group(1).split()]
+  code, _, err = run_script(tprnn_train_human, argv_of(dict(flags, **{"--workers": "1"})))
+  assert code == 1 and "in use by another run (pid {} ".format(processes.worker_pids[0]) in err
   launcher.send_signal(signal.SIGINT)
   out, err = launcher.communicate(timeout=60)
   assert launcher.returncode == 128 + signal.SIGINT, err

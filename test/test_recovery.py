@@ -418,3 +418,31 @@ def test_device_gpu_without_a_gpu_is_an_error():
     pytest.skip("a GPU is visible here")
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--device", "gpu"])
   assert code == 1 and err.startswith("error: --device gpu: TensorFlow sees no GPU here")
+
+
+def test_penn_resumes_exactly_and_refuses_a_used_directory(tmp_path):
+  """The same plumbing for tprnn_train_penn.py, on small synthetic labels."""
+  labels = tmp_path / "labels"
+  labels.mkdir()
+  rng = np.random.RandomState(3)
+  for i, split in enumerate((1, 1, -1), 1):
+    scipy.io.savemat(str(labels / "{:04d}.mat".format(i)), {
+        "x": rng.uniform(0, 200, (60, 13)), "y": rng.uniform(0, 100, (60, 13)),
+        "visibility": np.ones((60, 13)), "train": split})
+  base = {"--data_dir": str(labels), "--rnn_size": "8", "--iterations": "20",
+          "--test_every": "100", "--seed": "5"}
+
+  def penn(train_dir, **flags):
+    merged = dict(base, **{"--train_dir": str(tmp_path / train_dir)})
+    merged.update({"--" + k: v for k, v in flags.items()})
+    return run_script(tprnn_train_penn, argv_of(merged))
+
+  assert penn("once")[0] == 0
+  assert penn("twice", more="10")[0] == 0
+  code, _, err = penn("twice", load="10", more="10")
+  assert code == 0, err
+  a, b = (weights(experiment_dir(tmp_path / d), 20) for d in ("once", "twice"))
+  for name in a:
+    np.testing.assert_allclose(b[name], a[name], atol=1e-6, err_msg=name)
+  code, _, err = penn("once")
+  assert code == 1 and "already holds checkpoints (20): resume with --load 20" in err
