@@ -1,5 +1,5 @@
 """H3.6M exponential-map data: reading, normalisation, batches, SRNN test
-windows and the Euler-angle error of the published protocol (SPEC.md §2)."""
+windows and the Euler-angle error of the published protocol (docs/PROTOCOL.md §1-3)."""
 
 import collections
 import os
@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 import errors
+from progress import progress
 
 ACTIONS = ("walking", "eating", "smoking", "discussion", "directions",
            "greeting", "phoning", "posing", "purchases", "sitting",
@@ -103,12 +104,11 @@ def load_data(data_dir, subjects, actions):
   if not os.path.isdir(data_dir):
     raise DataError("data directory {} not found (see {})".format(data_dir, DATA_README))
   sequences, full_rate = {}, []
-  for subject in subjects:
-    for action in actions:
-      for subaction in SUBACTIONS:
-        frames = read_sequence(sequence_path(data_dir, subject, action, subaction))
-        sequences[(subject, action, subaction, "even")] = frames[::2]
-        full_rate.append(frames)
+  keys = [(s, a, sub) for s in subjects for a in actions for sub in SUBACTIONS]
+  for subject, action, subaction in progress(keys, len(keys), "Reading H3.6M", "file"):
+    frames = read_sequence(sequence_path(data_dir, subject, action, subaction))
+    sequences[(subject, action, subaction, "even")] = frames[::2]
+    full_rate.append(frames)
   return sequences, np.concatenate(full_rate, axis=0)
 
 

@@ -7,6 +7,7 @@ import argparse
 import collections
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -19,6 +20,7 @@ import devices
 import distributed
 import errors
 import launch
+from progress import progress
 import tprnn_basic_model
 import tprnn_generic_model
 import tprnn_graph
@@ -27,6 +29,15 @@ import workdir
 MODELS = {"basic": tprnn_basic_model.TPRNNBasicModel,
           "generic": tprnn_generic_model.TPRNNGenericModel}
 ZERO_VELOCITY = "zero_velocity"
+# Flags that set the model's shape or its experiment directory: with
+# --experiment_dir they come from flags.json, and an explicit other value is an error.
+MODEL_FLAGS = ("model", "rnn_size", "tprnn_scale", "tprnn_layers", "dropout_keep",
+               "fix_generic_contexts", "seq_length_in", "seq_length_out", "omit_one_hot",
+               "learning_rate", "iterations", "init_velocity", "dataset")
+# Settings that also come from flags.json, but an explicit value overrides.
+TRAINING_FLAGS = ("action", "learning_rate_decay_factor", "learning_rate_step",
+                  "max_gradient_norm", "batch_size", "data_dir", "test_every", "save_every",
+                  "save_secs", "eval_subset")
 PRINT_EVERY = 10
 EVAL_CHUNK = 2048  # sequences per forward pass when evaluating
 EVAL_STREAM = 1  # batch_rng stream of evaluation draws, apart from training batches
@@ -60,6 +71,16 @@ class _Parser(argparse.ArgumentParser):
     raise UsageError(message)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Shows each flag's default, except those computed later (None), whose
+  help text says what they become."""
+
+  def _get_help_string(self, action):
+    if action.default is None:
+      return action.help
+    return super(_HelpFormatter, self)._get_help_string(action)
+
+
 def add_bool(group, name, default, help_text):
   """TF1/absl-style boolean: --name, --name=false, --noname."""
   group.add_argument("--" + name, nargs="?", const=True, default=default, type=_bool,
@@ -67,10 +88,12 @@ def add_bool(group, name, default, help_text):
   group.add_argument("--no" + name, dest=name, action="store_false", help=argparse.SUPPRESS)
 
 
-def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
-  """The original's flags (same names and defaults) plus this port's own."""
-  p = _Parser(description=description,
-              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def flag_parser(script, description, dataset, data_dir, seq_length_in, seq_length_out,
+                seq_length_in_note=""):
+  """The original's flags (same names and defaults) plus this port's own;
+  `script` is the file of the script they are for."""
+  p = _Parser(prog=os.path.basename(script), description=description,
+              formatter_class=_HelpFormatter, allow_abbrev=False)
   g = p.add_argument_group("learning")
   g.add_argument("--learning_rate", type=float, default=0.005, help="Learning rate.")
   g.add_argument("--learning_rate_decay_factor", type=float, default=0.95,
@@ -99,7 +122,8 @@ def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
             "Generic model: feed the generator the context of each level's phase that "
             "updated last, instead of the published phase-as-channel indexing.")
   g.add_argument("--seq_length_in", type=int, default=seq_length_in,
-                 help="Frames fed to the encoder (it gets seq_length_in - 1 of them).")
+                 help="Frames fed to the encoder (it gets seq_length_in - 1 of them)." +
+                 seq_length_in_note)
   g.add_argument("--seq_length_out", type=int, default=seq_length_out,
                  help="Frames the decoder predicts.")
   add_bool(g, "omit_one_hot", True, "Remove the one-hot action encoding (must be true).")
@@ -107,6 +131,10 @@ def flag_parser(description, dataset, data_dir, seq_length_in, seq_length_out):
   g.add_argument("--data_dir", default=os.path.normpath(data_dir), help="Data directory.")
   g.add_argument("--train_dir", default=os.path.normpath("./experiments/"),
                  help="Root of the experiment directories.")
+  g.add_argument("--experiment_dir", default=None,
+                 help="Use this experiment directory instead of the one the flags compute; the "
+                      "flags of its run (its flags.json) become the defaults, so --sample, "
+                      "--load N and resuming need no other flag.")
   g.add_argument("--dataset", default=dataset, help="human or penn (fixed by the script).")
   g = p.add_argument_group("running")
   g.add_argument("--test_every", type=int, default=1000, help="Evaluate every this many steps.")
@@ -203,9 +231,54 @@ def check_distribution(flags):
     sys.stdout = open(os.devnull, "w")  # only rank 0 prints
 
 
-def experiment_dir(flags, *dataset_parts):
-  """The original's layout: train_dir/<dataset parts>/out_O/iterations_I/
-  rnn_size_R/lr_L/tprnn_scale_K/tprnn_layers_M/dropout_keep_D/<basic|generic>."""
+def parse(parser, argv):
+  """The flags of argv; with --experiment_dir, the flags recorded in its
+  flags.json are the defaults (see apply_recorded_flags)."""
+  flags = parser.parse_args(argv)
+  flags.prog = parser.prog
+  if flags.experiment_dir:
+    apply_recorded_flags(flags, explicit_flags(argv))
+  return flags
+
+
+def explicit_flags(argv):
+  """Names of the flags argv sets (--name, --name=value, --noname)."""
+  names = set()
+  for token in argv:
+    if token.startswith("--"):
+      name = token[2:].split("=", 1)[0]
+      names.update([name, name[2:]] if name.startswith("no") else [name])
+  return names
+
+
+def apply_recorded_flags(flags, explicit):
+  """Takes the run's flags from flags.json in --experiment_dir: what defines
+  the model and its directory (an explicit different value is an error) and
+  its training settings (an explicit value overrides them)."""
+  recorded = workdir.read_flags(flags.experiment_dir)
+  if recorded is None:
+    if flags.load > 0 or flags.sample:
+      raise UsageError("--experiment_dir {} holds no {}: give the run's flags instead, or write "
+                       "one (see README, Runs that remember their flags)".format(
+                           flags.experiment_dir, workdir.FLAGS_NAME))
+    return
+  for name in MODEL_FLAGS + TRAINING_FLAGS:
+    if name not in recorded or not hasattr(flags, name):
+      continue
+    if name in explicit and name in MODEL_FLAGS and getattr(flags, name) != recorded[name]:
+      raise UsageError("--{} {} conflicts with the run in {} ({} {} in its {}): drop the flag, or "
+                       "train a new run".format(name, getattr(flags, name), flags.experiment_dir,
+                                                name, recorded[name], workdir.FLAGS_NAME))
+    if name not in explicit:
+      setattr(flags, name, recorded[name])
+
+
+def experiment_dir(flags, dataset_parts, leaf_parts=()):
+  """--experiment_dir, else the original's layout: train_dir/<dataset parts>/
+  out_O/iterations_I/rnn_size_R/lr_L/tprnn_scale_K/tprnn_layers_M/
+  dropout_keep_D/<basic|generic>/<leaf parts>."""
+  if flags.experiment_dir:
+    return os.path.normpath(flags.experiment_dir)
   parts = [flags.train_dir] + list(dataset_parts) + [
       "out_{}".format(flags.seq_length_out),
       "iterations_{}".format(flags.iterations),
@@ -217,7 +290,7 @@ def experiment_dir(flags, *dataset_parts):
     parts.append("tprnn_layers_{}".format(flags.tprnn_layers))
   parts.append("dropout_keep_{}".format(flags.dropout_keep))
   parts.append("basic" if flags.model == "basic" else "generic")
-  return os.path.normpath(os.path.join(*parts))
+  return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
 
 
 def run_main(main, argv=None):
@@ -318,7 +391,10 @@ def predict(sess, model, enc, dec_in, dec_out, chunk_size=EVAL_CHUNK):
   squared error over all of them). Non-finite predictions are an error: no
   error measure may turn them into a small number."""
   outputs, total = [], 0.0
-  for start in range(0, len(enc), chunk_size):
+  starts = range(0, len(enc), chunk_size)
+  if len(starts) > 1:
+    starts = progress(starts, len(starts), "Predicting {} sequences".format(len(enc)), "chunk")
+  for start in starts:
     chunk = slice(start, start + chunk_size)
     out, loss = sess.run([model.outputs, model.loss],
                          feed_dict(model, enc[chunk], dec_in[chunk], dec_out[chunk]))
@@ -369,9 +445,56 @@ def resolve_seed(seed, recorded=None):
 
 
 def recordable(flags):
-  """The flags as plain values, for flags.json."""
-  return {k: v for k, v in sorted(vars(flags).items())
-          if isinstance(v, (str, int, float, bool, type(None), list))}
+  """The flags as plain values, and the code's version, for flags.json."""
+  values = {k: v for k, v in sorted(vars(flags).items())
+            if isinstance(v, (str, int, float, bool, type(None), list))}
+  values["code_version"] = code_version()
+  return values
+
+
+def code_version():
+  """The git commit of this code ('+' if modified), or 'unknown'."""
+  root = os.path.dirname(os.path.abspath(__file__))
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            universal_newlines=True, timeout=10)
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=10)
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  if commit.returncode != 0:
+    return "unknown"
+  return commit.stdout.strip() + ("+" if changed.stdout.strip() else "")
+
+
+def find_checkpoint(flags, directory):
+  """checkpoints.find, with a hint when the checkpoint is elsewhere under
+  --train_dir: the command that would load it."""
+  try:
+    return checkpoints.find(directory, flags.load)
+  except checkpoints.CheckpointError as e:
+    elsewhere = [d for d in holders_of(flags.train_dir, flags.load) if d != directory]
+    if not elsewhere:
+      raise
+    command = "python {} --experiment_dir {} --load {}{}".format(
+        flags.prog, elsewhere[0], flags.load, " --sample" if flags.sample else "")
+    if not os.path.exists(os.path.join(elsewhere[0], workdir.FLAGS_NAME)):
+      command = "its flags, or --experiment_dir {} once it has a {}".format(
+          elsewhere[0], workdir.FLAGS_NAME)
+    raise checkpoints.CheckpointError("{}; checkpoint {} is in {} (run: {})".format(
+        e, flags.load, ", ".join(elsewhere), command))
+
+
+def holders_of(train_dir, step):
+  """The directories under `train_dir` holding checkpoint-`step` (or rolling-)."""
+  found = []
+  for root, _, files in os.walk(train_dir):
+    if any(f in files for f in ("{}-{}.index".format(p, step)
+                                for p in (checkpoints.PREFIX, checkpoints.ROLLING_PREFIX))):
+      found.append(os.path.normpath(root))
+  return sorted(found)
 
 
 # ----------------------------------------------------------------------------
@@ -410,6 +533,8 @@ def train(flags, input_size, directory, next_batch, evaluate):
   """
   print_header(flags)
   backend = distributed.make(flags.cluster, flags.placement)
+  if flags.load > 0 and backend.rank == 0:
+    find_checkpoint(flags, directory)
   if backend.rank != 0:
     return run_training(flags, input_size, directory, next_batch, evaluate, backend, flags.seed)
   with workdir.locked(directory):
@@ -440,7 +565,7 @@ def sample(flags, input_size, source_seq_len, directory, evaluate):
   """Restores checkpoint --load and returns evaluate(predict) (one process),
   holding the experiment directory's lock."""
   print_header(flags)
-  checkpoints.find(directory, flags.load)
+  find_checkpoint(flags, directory)
   backend = distributed.Local(flags.cluster)
   with workdir.locked(directory):
     net = build_model(flags, input_size, source_seq_len, 0, backend)

@@ -1,5 +1,5 @@
 """Penn Action labels: per-video normalisation, fixed-length sequences and the
-PCK metrics of the published protocol (SPEC.md §5)."""
+PCK metrics of the published protocol (docs/PROTOCOL.md §6)."""
 
 import collections
 import os
@@ -10,6 +10,7 @@ import numpy as np
 import scipy.io
 
 from data_utils import DataError
+from progress import progress
 
 NUM_JOINTS = 13
 POSE_SIZE = 2 * NUM_JOINTS
@@ -93,7 +94,9 @@ def load_sequences(labels_dir, train, init_velocity):
   """The training (train=True) or validation sequences of every video."""
   length = sequence_length(init_velocity)
   parts = []
-  for path in label_files(labels_dir):
+  paths = label_files(labels_dir)
+  for path in progress(paths, len(paths), "Reading {} labels".format("training" if train else
+                                                                    "validation"), "file"):
     x, y, vis, is_train = read_label(path)
     if is_train == train:
       parts.append(video_sequences(x, y, vis, length))

@@ -21,7 +21,7 @@ def unsupported_prism(scale, layers, dropout_keep):
 
 
 class TPRNNBasicModel(tprnn_graph.PrismModel):
-  """SPEC.md §3. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
+  """docs/PROTOCOL.md §4. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
   odd- and even-call phases of the level-2 LSTM `lstm_1`."""
 
   def __init__(self, config, wrap_optimizer=None):

@@ -1,4 +1,4 @@
-"""The generic TP-RNN: M levels, K scales, dropout, Adam (SPEC.md §4)."""
+"""The generic TP-RNN: M levels, K scales, dropout, Adam (docs/PROTOCOL.md §5)."""
 
 import tensorflow.compat.v1 as tf
 

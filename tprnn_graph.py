@@ -103,7 +103,7 @@ def channel_updates(level, phase, call, scale):
 
 
 class PrismModel(object):
-  """M-level / K-scale LSTM prism predicting pose velocities (SPEC.md §3-4).
+  """M-level / K-scale LSTM prism predicting pose velocities (docs/PROTOCOL.md §4-5).
 
   Subclasses define the generator, which contexts it reads, the LSTM input
   dropout and the optimiser. Placeholders: encoder_inputs [N, in-1, P],

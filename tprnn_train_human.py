@@ -1,10 +1,11 @@
-"""Train or evaluate a TP-RNN on H3.6M exponential-map poses (SPEC.md §2).
+"""Train or evaluate a TP-RNN on H3.6M exponential-map poses (docs/PROTOCOL.md §1-3).
 
   python tprnn_train_human.py                               # train, model card flags
   python tprnn_train_human.py --sample --load N             # evaluate, write samples.h5
   python tprnn_train_human.py --model zero_velocity         # baseline table
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
 import h5py
 import numpy as np
@@ -17,11 +18,11 @@ SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the origin
 
 
 def parse_flags(argv):
-  parser = experiment.flag_parser(__doc__.splitlines()[0], "human", "./data/h3.6m/dataset",
-                                  seq_length_in=50, seq_length_out=10)
+  parser = experiment.flag_parser(__file__, __doc__.splitlines()[0], "human",
+                                  "./data/h3.6m/dataset", seq_length_in=50, seq_length_out=10)
   parser.add_argument("--action", default="all",
                       help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")
-  flags = parser.parse_args(argv)
+  flags = experiment.parse(parser, argv)
   if flags.seq_length_out < 2:
     raise experiment.UsageError("--seq_length_out must be at least 2: the error table starts at "
                                 "80 ms, the second predicted frame")
@@ -218,7 +219,7 @@ def main(argv):
   if flags.model == experiment.ZERO_VELOCITY:
     check_lengths(data, flags.seq_length_in, flags.seq_length_out)
     return evaluate_zero_velocity(flags, data)
-  directory = experiment.experiment_dir(flags, flags.dataset, flags.action)
+  directory = experiment.experiment_dir(flags, [flags.dataset, flags.action])
   print("Experiment directory: {}".format(directory))
   if flags.sample:
     check_lengths(data, SAMPLE_SOURCE_LEN, flags.seq_length_out)

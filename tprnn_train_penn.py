@@ -1,12 +1,13 @@
-"""Train or evaluate a TP-RNN on Penn Action 2D poses (SPEC.md §5).
+"""Train or evaluate a TP-RNN on Penn Action 2D poses (docs/PROTOCOL.md §6).
 
   python tprnn_train_penn.py                                # train
   python tprnn_train_penn.py --sample --load N              # evaluate the validation set
   python tprnn_train_penn.py --model zero_velocity          # baseline PCK
 """
 
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+
 import collections
-import os
 
 import h5py
 import numpy as np
@@ -16,15 +17,22 @@ import load
 import workdir
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)
+EVAL_SUBSET_SEED = 0
 
 
 def parse_flags(argv):
-  parser = experiment.flag_parser(__doc__.splitlines()[0], "penn", "./data/Penn_Action/labels",
-                                  seq_length_in=None, seq_length_out=load.PREDICTED_STEPS)
+  parser = experiment.flag_parser(__file__, __doc__.splitlines()[0], "penn",
+                                  "./data/Penn_Action/labels", seq_length_in=None,
+                                  seq_length_out=load.PREDICTED_STEPS,
+                                  seq_length_in_note=" (default: 2, or 3 with --init_velocity)")
   experiment.add_bool(parser, "init_velocity", False,
                       "Observe two frames (a real initial velocity) instead of one "
                       "frame repeated (zero initial velocity).")
-  flags = parser.parse_args(argv)
+  parser.add_argument("--eval_subset", type=int, default=0,
+                      help="Evaluate during training on a fixed random subset of this many "
+                           "validation sequences (0: all of them, as the original); --sample "
+                           "always uses all of them.")
+  flags = experiment.parse(parser, argv)
   flags.encoder_length = 2 if flags.init_velocity else 1
   if flags.seq_length_in is None:
     flags.seq_length_in = flags.encoder_length + 1
@@ -34,6 +42,9 @@ def parse_flags(argv):
         "so --seq_length_in must be {}{}".format(
             flags.seq_length_in, flags.encoder_length, flags.encoder_length + 1,
             "" if flags.init_velocity else " (or 3 with --init_velocity)"))
+  if flags.eval_subset < 0:
+    raise experiment.UsageError("--eval_subset must be 0 (all) or more, got {}".format(
+        flags.eval_subset))
   if flags.seq_length_out != load.PREDICTED_STEPS:
     raise experiment.UsageError("--seq_length_out {}: Penn sequences predict {} steps".format(
         flags.seq_length_out, load.PREDICTED_STEPS))
@@ -44,7 +55,7 @@ def parse_flags(argv):
 def experiment_directory(flags):
   """The original's layout, ending in init_velocity or zero_init_velocity."""
   velocity = "init_velocity" if flags.init_velocity else "zero_init_velocity"
-  return os.path.join(experiment.experiment_dir(flags, flags.dataset), velocity)
+  return experiment.experiment_dir(flags, [flags.dataset], [velocity])
 
 
 ValidationSet = collections.namedtuple("ValidationSet", [
@@ -67,6 +78,17 @@ def validation_set(sequences, encoder_length):
   return ValidationSet(model_feeds(sequences, encoder_length),
                        sequences.visibilities[:, encoder_length:],
                        sequences.bounding_box_length)
+
+
+def validation_subset(val, size, seed=EVAL_SUBSET_SEED):
+  """A fixed random subset of `size` sequences (all of them when size is 0
+  or at least their number), the same in every run."""
+  count = len(val.bounding_box_length)
+  if size == 0 or size >= count:
+    return val
+  chosen = np.sort(np.random.RandomState(seed).choice(count, size, replace=False))
+  return ValidationSet(tuple(f[chosen] for f in val.feeds), val.visibilities[chosen],
+                       val.bounding_box_length[chosen])
 
 
 def pck_metrics(predictions, targets, visibilities):
@@ -121,6 +143,10 @@ def sample(flags, val, directory):
 
 def train(flags, train_set, val, directory):
   train_feeds = model_feeds(train_set, flags.encoder_length)
+  val = validation_subset(val, flags.eval_subset)
+  if flags.eval_subset:
+    print("Evaluating during training on {} of the validation sequences (--eval_subset)".format(
+        len(val.bounding_box_length)))
 
   def next_batch(rng, batch_size):
     chosen = rng.choice(len(train_feeds[0]), batch_size)

@@ -1,5 +1,5 @@
 """An independent numpy implementation of the basic TP-RNN forward pass,
-written from the rules of SPEC.md §3 (not from the project's graph code)."""
+written from the rules of docs/PROTOCOL.md §4 (not from the project's graph code)."""
 
 import numpy as np
 

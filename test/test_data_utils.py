@@ -83,7 +83,7 @@ def test_define_actions():
 
 def test_srnn_windows_on_shared_walking_data():
   """Re-derives the SRNN windows from the raw files with np.loadtxt and the
-  protocol of SPEC §2, independently of read_all_data."""
+  protocol of docs/PROTOCOL.md §2, independently of read_all_data."""
   need(H36M_DIR)
   data = data_utils.read_all_data(["walking"], H36M_DIR)
   train_full = np.concatenate([

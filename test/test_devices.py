@@ -45,6 +45,8 @@ def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge):
 @pytest.mark.parametrize("mode,wrapped", [("force_fp16", True), ("allow_mix_precision", True),
                                           ("allow_fp32_to_fp16", True),
                                           ("must_keep_origin_dtype", False)])
+
+
 def test_npu_optimizer_loss_scaling(npu_bridge, mode, wrapped):
   flags = human_flags(["--device", "npu", "--precision_mode", mode])
   experiment.build_model(flags, 54, 5, seed=0)
@@ -108,6 +110,7 @@ TRAIN = ["--action", "walking", "--rnn_size", "64", "--iterations", "20", "--tes
          "--save_every", "20", "--seed", "2", "--seq_length_in", "20"]
 
 
+@pytest.mark.slow
 def test_cpu_bf16_training_close_to_fp32_and_checkpoint_restores_in_fp32(tmp_path):
   need(H36M_DIR)
   if not devices.cpu_supports_bf16():

@@ -37,6 +37,9 @@ def h36m(tmp_path_factory):
     {"--model": "generic", "--tprnn_layers": "3", "--fix_generic_contexts": None,
      "--max_gradient_norm": "0.05", "--learning_rate": "0.01"},
 ])
+
+
+@pytest.mark.slow
 def test_two_workers_equal_one_process_with_twice_the_batch(processes, h36m, tmp_path, model):
   """Same seed: 2 workers x batch 4 and 1 process x batch 8 print the same
   global losses and end with the same weights (clipping active: the
@@ -104,6 +107,7 @@ LONG_RUN = {"--iterations": "100000", "--test_every": "10", "--save_every": "10"
             "--dist_timeout_s": "8"}
 
 
+@pytest.mark.slow
 def test_killed_worker_stops_the_other_and_the_run_resumes_with_any_worker_count(
     processes, h36m, tmp_path):
   flags = dict(TINY, **LONG_RUN)
@@ -136,6 +140,7 @@ def test_killed_worker_stops_the_other_and_the_run_resumes_with_any_worker_count
   assert weights(directory, after + 3)["Variable_1"] == after + 3
 
 
+@pytest.mark.slow
 def test_frozen_worker_stops_the_other_within_the_timeout(processes, h36m, tmp_path):
   flags = dict(TINY, **LONG_RUN)
   flags.update({"--data_dir": h36m, "--train_dir": str(tmp_path), "--dist_timeout_s": "5"})
@@ -151,6 +156,7 @@ def test_frozen_worker_stops_the_other_within_the_timeout(processes, h36m, tmp_p
                   r"\(last good checkpoint: \S+checkpoint-\d+\)$", line), line
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, tmp_path):
   flags = dict(TINY, **{"--data_dir": h36m, "--train_dir": str(tmp_path), "--workers": "2",
                         "--iterations": "100000", "--test_every": "100000"})
@@ -169,6 +175,7 @@ def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, 
   assert not any(alive(pid) for pid in processes.worker_pids)
 
 
+@pytest.mark.slow
 def test_human_script_with_two_workers_on_shared_data(processes, tmp_path):
   need(H36M_DIR)
   flags = dict(TINY, **{"--data_dir": H36M_DIR, "--train_dir": str(tmp_path), "--workers": "2",
@@ -183,6 +190,7 @@ def test_human_script_with_two_workers_on_shared_data(processes, tmp_path):
     assert len(os.listdir(os.path.join(directory, "log", log))) == 1
 
 
+@pytest.mark.slow
 def test_penn_script_with_two_workers_on_shared_labels(processes, tmp_path):
   need(PENN_DIR)
   labels = tmp_path / "labels"
@@ -247,6 +255,8 @@ def test_worker_flags_replace_the_users():
     ({"--workers": "0"}, "--workers must be at least 1, got 0"),
     ({"--dist_timeout_s": "0"}, "--dist_timeout_s must be positive, got 0.0"),
 ])
+
+
 def test_bad_distribution_flags(flags, message, monkeypatch):
   monkeypatch.delenv("RANK_ID", raising=False)
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere"] + argv_of(dict(
@@ -309,6 +319,8 @@ def test_npu_backend_falls_back_to_npu_distributed_optimizer(npu_bridge, monkeyp
     (dict(device=None), "RANK_SIZE=2 needs ASCEND_DEVICE_ID (or DEVICE_ID)"),
     (dict(size="two"), "environment variable RANK_SIZE='two' is not an integer"),
 ])
+
+
 def test_npu_environment_errors(npu_bridge, monkeypatch, tmp_path, env, message):
   npu_env(monkeypatch, tmp_path, **env)
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu"])

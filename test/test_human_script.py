@@ -3,6 +3,7 @@ samples files, determinism, resuming, published checkpoint names, bad input."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,11 +14,16 @@ import tensorflow.compat.v1 as tf
 
 import data_utils
 import tprnn_train_human
-from conftest import H36M_DIR, HUMAN_INDEX, ROOT, need, run_script, write_h36m
+from conftest import H36M_DIR, HUMAN_INDEX, ROOT, argv_of, need, run_script, write_h36m
 from numpy_reference import basic_forward
 
-TINY = ["--action", "walking", "--rnn_size", "8", "--seq_length_in", "10",
-        "--seq_length_out", "25", "--test_every", "10", "--save_every", "10", "--seed", "5"]
+TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
+        "--seq_length_out": "25", "--test_every": "10", "--save_every": "10", "--seed": "5"}
+
+
+def tiny(**changes):
+  """The arguments of TINY with `changes` (name=value; None: a bare flag)."""
+  return argv_of(dict(TINY, **{"--" + k: v for k, v in changes.items()}))
 
 
 def human(argv):
@@ -40,7 +46,7 @@ def test_zero_velocity_reproduces_published_baseline():
   assert code == 1  # smoking and discussion are not in the shared data
   code, out, err = human(["--model", "zero_velocity", "--action", "walking", "--seq_length_out", "25"])
   assert code == 0, err
-  # the table prints 3 decimals; SPEC rounds to 2
+  # the table prints 3 decimals; the published table rounds to 2
   np.testing.assert_allclose(table_row(out, "walking"), [0.39, 0.68, 0.99, 1.15, 1.35, 1.32],
                              atol=0.0051)
   code, out, err = human(["--model", "zero_velocity", "--action", "eating", "--seq_length_out", "25"])
@@ -66,11 +72,12 @@ def test_zero_velocity_sample_writes_samples_file(tmp_path):
 def trained(tmp_path_factory):
   need(H36M_DIR)
   train_dir = str(tmp_path_factory.mktemp("exp"))
-  code, out, err = human(TINY + ["--iterations", "30", "--train_dir", train_dir])
+  code, out, err = human(tiny(iterations="30", train_dir=train_dir))
   assert code == 0, err
   return train_dir, out
 
 
+@pytest.mark.slow
 def test_training_prints_table_and_saves(trained):
   train_dir, out = trained
   directory = os.path.join(train_dir, "human", "walking", "out_25", "iterations_30", "rnn_size_8",
@@ -87,20 +94,22 @@ def test_training_prints_table_and_saves(trained):
   assert os.listdir(os.path.join(directory, "log", "test"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_losses(trained, tmp_path):
   _, out = trained
-  code, again, err = human(TINY + ["--iterations", "30", "--train_dir", str(tmp_path)])
+  code, again, err = human(tiny(iterations="30", train_dir=str(tmp_path)))
   assert code == 0, err
   assert losses(again) == losses(out)
-  code, other, _ = human(TINY[:-1] + ["6", "--iterations", "30", "--train_dir", str(tmp_path / "b")])
+  code, other, _ = human(tiny(seed="6", iterations="30", train_dir=str(tmp_path / "b")))
   assert losses(other) != losses(out)
 
 
+@pytest.mark.slow
 def test_sample_reads_back_checkpoint(trained, tmp_path):
   train_dir, _ = trained
   path = str(tmp_path / "samples.h5")
-  code, out, err = human(TINY + ["--iterations", "30", "--train_dir", train_dir, "--sample",
-                                 "--load", "30", "--samples_file", path])
+  code, out, err = human(tiny(iterations="30", train_dir=train_dir, sample=None, load="30",
+                                samples_file=path))
   assert code == 0, err
   assert "checkpoint-30" in out
   with h5py.File(path, "r") as f:
@@ -114,10 +123,11 @@ def test_sample_reads_back_checkpoint(trained, tmp_path):
   assert not [n for n in os.listdir(str(tmp_path)) if ".tmp" in n]
 
 
+@pytest.mark.slow
 def test_resume_restores_step_and_learning_rate(trained, tmp_path):
   train_dir, _ = trained
-  argv = TINY + ["--iterations", "30", "--train_dir", train_dir, "--learning_rate_step", "7"]
-  code, out, err = human(argv + ["--load", "30", "--more", "12"])
+  code, out, err = human(tiny(iterations="30", train_dir=train_dir, learning_rate_step="7",
+                              load="30", more="12"))
   assert code == 0, err
   directory = re.search(r"Experiment directory: (\S+)", out).group(1)
   reader = tf.train.load_checkpoint(os.path.join(directory, "checkpoint-42"))
@@ -126,6 +136,7 @@ def test_resume_restores_step_and_learning_rate(trained, tmp_path):
   assert reader.get_tensor("Variable") == pytest.approx(0.005 * 0.95 ** 2)
 
 
+@pytest.mark.slow
 def test_published_names_restore_through_sample(tmp_path):
   """A checkpoint with exactly the published H3.6M names and shapes, extra
   entries included, restores through --sample --load and predicts what the
@@ -162,6 +173,15 @@ def test_published_names_restore_through_sample(tmp_path):
   with h5py.File(path, "r") as f:
     preds = np.stack([f["expmap/preds/walking_{}".format(i)][()] for i in range(8)])
   np.testing.assert_allclose(preds, expected, atol=1e-4)
+  # the same through --experiment_dir and the flags file shipped for this checkpoint
+  shutil.copy(os.path.join(ROOT, "docs", "published_flags", "human_checkpoint-92000.json"),
+              str(directory / "flags.json"))
+  again = str(tmp_path / "again.h5")
+  code, out, err = human(["--experiment_dir", str(directory), "--sample", "--load", "92000",
+                          "--action", "walking", "--samples_file", again])
+  assert code == 0, err
+  with h5py.File(again, "r") as f:
+    np.testing.assert_array_equal(f["expmap/preds/walking_3"][()], preds[3])
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -178,6 +198,8 @@ def test_published_names_restore_through_sample(tmp_path):
     (["--rnn_size", "abc"], "argument --rnn_size: invalid int value: 'abc'"),
     (["--dataset", "penn"], "--dataset penn does not match this script"),
 ])
+
+
 def test_bad_flags(argv, message):
   need(H36M_DIR)
   code, out, err = human(["--action", "walking"] + argv)
@@ -201,17 +223,19 @@ def test_malformed_line_names_file_and_line(tmp_path):
       os.path.join(root, "S7", "walking_2.txt")) in err
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_lists_present_ones(trained):
   train_dir, _ = trained
-  code, _, err = human(TINY + ["--iterations", "30", "--train_dir", train_dir, "--sample", "--load", "7"])
+  code, _, err = human(tiny(iterations="30", train_dir=train_dir, sample=None, load="7"))
   assert code == 1
   assert re.search(r"--load 7: no checkpoint-7 in \S+ \(present: 10, [0-9, ]*30", err)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_without_saving(tmp_path):
   need(H36M_DIR)
-  code, out, err = human(TINY + ["--iterations", "40", "--train_dir", str(tmp_path),
-                                 "--learning_rate", "1e30", "--test_every", "100"])
+  code, out, err = human(tiny(iterations="40", train_dir=str(tmp_path), learning_rate="1e30",
+                                test_every="100"))
   assert code == 1
   assert re.search(r"training loss became (nan|inf) at step \d+; stopped without saving "
                    r"\(last good checkpoint: none\)", err)

@@ -107,6 +107,7 @@ def test_basic_forward_equals_authors_penn_graph():
   np.testing.assert_allclose(outputs, np.transpose(expected, (1, 0, 2)), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gathered_gradients_equal_authors_graph_autodiff():
   """The weight gradients the optimizer applies (one gathered product per
   weight) equal TensorFlow's autodiff of the authors' graph on its pose loss."""
@@ -195,7 +196,7 @@ def test_generic_fixed_k2_m2_equals_basic_prism():
   for i, name in enumerate(("generator1", "generator2", "generator_output"), 1):
     renamed["dense_{}_W".format(i)] = values["setup_context_lstm/generator/{}/kernel".format(name)]
     renamed["dense_{}_b".format(i)] = values["setup_context_lstm/generator/{}/bias".format(name)]
-  expected = basic_forward(renamed, enc, dec_in, 6, 7, alpha=0.2)  # SPEC §4
+  expected = basic_forward(renamed, enc, dec_in, 6, 7, alpha=0.2)  # docs/PROTOCOL.md §5
   np.testing.assert_allclose(outputs, expected, atol=1e-5)
 
 

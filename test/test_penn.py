@@ -1,5 +1,6 @@
-"""Penn Action: the loader against SPEC §5 and an independent computation,
-the script end to end, and the authors' Penn graph as an oracle."""
+"""Penn Action: the loader against the published counts and PCK and an
+independent computation, the script end to end, and the authors' Penn graph
+as an oracle."""
 
 import os
 import re
@@ -59,6 +60,7 @@ def write_label(path, frames=40, train=1, **override):
   return label
 
 
+@pytest.mark.slow
 def test_loader_counts_on_shared_labels():
   need(PENN_DIR)
   assert len(load.load_sequences(PENN_DIR, train=True, init_velocity=False).poses) == 87543
@@ -108,6 +110,7 @@ def test_chunked_prediction_equals_one_batch():
   assert chunked_loss == pytest.approx(whole_loss, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_short_training_run_saves_and_samples(tmp_path):
   need(PENN_DIR)
   labels = subset(tmp_path, ["{:04d}.mat".format(i) for i in range(1, 25)])
@@ -132,6 +135,7 @@ def test_short_training_run_saves_and_samples(tmp_path):
     np.testing.assert_allclose(f["pck"][()], metric_lines(out)[:, 2], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_authors_graph_oracle_through_sample(tmp_path):
   """The authors' Penn graph with seeded random weights, saved by its own
   saver into the experiment layout, restored by --sample --load: same
@@ -187,6 +191,8 @@ def test_authors_graph_oracle_through_sample(tmp_path):
     (["--seq_length_out", "10"], "--seq_length_out 10: Penn sequences predict 16 steps"),
     (["--dataset", "human"], "--dataset human does not match this script"),
 ])
+
+
 def test_bad_flags(tmp_path, argv, message):
   code, _, err = run_script(tprnn_train_penn, ["--data_dir", str(tmp_path)] + argv)
   assert code == 1 and message in err and err.count("\n") == 1

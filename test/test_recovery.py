@@ -70,6 +70,7 @@ def start(processes, h36m, train_dir, **flags):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_signal_saves_says_how_to_resume_and_exits_128_plus_signal(processes, h36m, tmp_path,
                                                                    signum):
   proc = start(processes, h36m, tmp_path)
@@ -82,6 +83,7 @@ def test_signal_saves_says_how_to_resume_and_exits_128_plus_signal(processes, h3
   assert weights(experiment_dir(tmp_path), step)["Variable_1"] == step
 
 
+@pytest.mark.slow
 def test_second_signal_during_the_save_changes_nothing(processes, h36m, tmp_path):
   proc = start(processes, h36m, tmp_path, rnn_size="256")
   read_until(proc, r"^step 0010")
@@ -97,6 +99,7 @@ def test_second_signal_during_the_save_changes_nothing(processes, h36m, tmp_path
   assert weights(directory, step)["Variable_1"] == step
 
 
+@pytest.mark.slow
 def test_sigkill_loses_at_most_save_secs_and_resumes_from_the_rolling_checkpoint(
     processes, h36m, tmp_path):
   proc = start(processes, h36m, tmp_path, save_secs="0.5")
@@ -121,6 +124,7 @@ def test_sigkill_loses_at_most_save_secs_and_resumes_from_the_rolling_checkpoint
 
 
 @pytest.mark.parametrize("model", [{}, {"model": "generic", "tprnn_layers": "3"}])
+@pytest.mark.slow
 def test_exact_resume_equals_an_uninterrupted_run(h36m, tmp_path, model):
   """20 steps at once, or 10 steps then a resume for 10 (no --seed on the
   resume: it comes from flags.json): the same weights, checkpoint numbers and
@@ -167,6 +171,7 @@ def nan_checkpoint(directory, source_step, step):
       tf.train.Saver().save(sess, os.path.join(directory, "checkpoint"), global_step=step)
 
 
+@pytest.mark.slow
 def test_sample_of_a_model_predicting_nan_reports_no_error_value(h36m, tmp_path):
   code, _, err = human(h36m, tmp_path, iterations="10")
   assert code == 0, err
@@ -183,6 +188,7 @@ def test_sample_of_a_model_predicting_nan_reports_no_error_value(h36m, tmp_path)
 # One run per directory
 
 
+@pytest.mark.slow
 def test_second_run_is_refused_while_the_first_holds_the_lock(processes, h36m, tmp_path):
   first = start(processes, h36m, tmp_path)
   read_until(first, r"^step 0000")
@@ -197,6 +203,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock(processes, h36m, t
   assert code == 0, err
 
 
+@pytest.mark.slow
 def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(h36m, tmp_path):
   code, _, err = human(h36m, tmp_path, iterations="20")
   assert code == 0, err
@@ -227,6 +234,7 @@ def trained(h36m, tmp_path):
 
 @pytest.mark.parametrize("damage", ["garbage_index", "truncated_data", "missing_data"])
 @pytest.mark.parametrize("mode", ["sample", "resume"])
+@pytest.mark.slow
 def test_damaged_checkpoint_is_one_line_and_writes_nothing(h36m, tmp_path, trained, damage, mode):
   path = checkpoints.path(trained, 20)
   if damage == "garbage_index":
@@ -257,6 +265,7 @@ def test_train_dir_that_is_a_file(h36m, tmp_path):
                   r"directory\n$".format(re.escape(str(blocker))), err), err
 
 
+@pytest.mark.slow
 def test_read_only_directory_fails_before_training(h36m, tmp_path):
   """Without CAP_DAC_OVERRIDE (dropped when the tests run as root) a 555
   directory is read-only for the script, as for any user."""
@@ -292,6 +301,7 @@ def limit_file_size(limit):
   return apply
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_is_one_line_and_leaves_no_partial_files(h36m, tmp_path):
   command = [sys.executable, HUMAN_SCRIPT] + argv_of(dict(TINY, **{
       "--data_dir": h36m, "--train_dir": str(tmp_path), "--iterations": "30", "--rnn_size": "16"}))
@@ -309,6 +319,8 @@ def test_full_disk_while_saving_is_one_line_and_leaves_no_partial_files(h36m, tm
     ("missing/s.h5", "--samples_file {tmp}/missing/s.h5: directory {tmp}/missing does not exist"),
     ("folder", "--samples_file {tmp}/folder is a directory; give a file name"),
 ])
+
+
 def test_bad_samples_file_fails_before_anything_runs(h36m, tmp_path, name, message):
   (tmp_path / "folder").mkdir()
   code, out, err = human(h36m, tmp_path, model="zero_velocity", sample=None,
@@ -408,6 +420,8 @@ def test_non_finite_penn_label(tmp_path):
     ({"--learning_rate": "0"}, "--learning_rate must be positive, got 0.0"),
     ({"--seq_length_out": "1"}, "--seq_length_out must be at least 2: the error table starts at 80 ms"),
 ])
+
+
 def test_flag_ranges(flags, message):
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere"] + argv_of(flags))
   assert code == 1 and err.count("\n") == 1 and message in err, err
@@ -420,6 +434,7 @@ def test_device_gpu_without_a_gpu_is_an_error():
   assert code == 1 and err.startswith("error: --device gpu: TensorFlow sees no GPU here")
 
 
+@pytest.mark.slow
 def test_penn_resumes_exactly_and_refuses_a_used_directory(tmp_path):
   """The same plumbing for tprnn_train_penn.py, on small synthetic labels."""
   labels = tmp_path / "labels"

@@ -1,0 +1,70 @@
+"""Forward kinematics of the 32-joint H3.6M skeleton: 99-d exponential-map
+frames to joint positions in millimetres, and the mean per-joint position
+error (docs/PROTOCOL.md §7).
+
+The skeleton (each joint's parent and its bone offset from the parent, in mm,
+in the parent's frame) is the standard one of the H3.6M exponential-map data;
+joint j is rotated by the exp-map triplet at entries 3 + 3j .. 5 + 3j. As in
+the Euler error, the global translation (entries 0..2) and rotation (3..5)
+are zeroed: the root stays at the origin, unrotated, and positions say how
+the body moves relative to it.
+"""
+
+import numpy as np
+
+import data_utils
+
+NUM_JOINTS = 32
+# Parent of each joint (-1: the root); a parent always precedes its children.
+PARENTS = np.array([0, 1, 2, 3, 4, 5, 1, 7, 8, 9, 10, 1, 12, 13, 14, 15, 13, 17, 18, 19, 20,
+                    21, 20, 23, 13, 25, 26, 27, 28, 29, 28, 31]) - 1
+# Bone offset of each joint from its parent, in mm, in the parent's frame.
+OFFSETS = np.array([
+    [0, 0, 0], [-132.948591, 0, 0], [0, -442.894612, 0], [0, -454.206447, 0],
+    [0, 0, 162.767078], [0, 0, 74.999437], [132.948826, 0, 0], [0, -442.894413, 0],
+    [0, -454.206590, 0], [0, 0, 162.767426], [0, 0, 74.999948], [0, 0.1, 0],
+    [0, 233.383263, 0], [0, 257.077681, 0], [0, 121.134938, 0], [0, 115.002227, 0],
+    [0, 257.077681, 0], [0, 151.034226, 0], [0, 278.882773, 0], [0, 251.733451, 0],
+    [0, 0, 0], [0, 0, 99.999627], [0, 100.000188, 0], [0, 0, 0],
+    [0, 257.077681, 0], [0, 151.031437, 0], [0, 278.892924, 0], [0, 251.728680, 0],
+    [0, 0, 0], [0, 0, 99.999888], [0, 137.499922, 0], [0, 0, 0]])
+# Joints at a distance from their parent; the others repeat their parent's position.
+MOVING_JOINTS = np.flatnonzero(np.linalg.norm(OFFSETS, axis=1) > 1.0)
+# Bones to draw: (parent, joint) of every moving joint.
+BONES = [(int(PARENTS[j]), int(j)) for j in MOVING_JOINTS]
+
+
+def joint_rotations(frames):
+  """[..., 99] exp-map frames -> [..., 32, 3, 3] local joint rotations, the
+  root's (entries 3..5) replaced by the identity."""
+  triplets = np.array(frames[..., 3:99], dtype=np.float64).reshape(
+      frames.shape[:-1] + (NUM_JOINTS, 3))  # [..., 32, 3]
+  triplets[..., 0, :] = 0.0
+  return data_utils.expmap_to_rotmat(triplets)
+
+
+def positions(frames):
+  """[..., 99] exp-map frames -> [..., 32, 3] joint positions in mm.
+
+  Row-vector convention of the H3.6M tools: a joint's global rotation is its
+  local rotation times its parent's, and its position is its offset rotated
+  by the parent's global rotation plus the parent's position. Vectorised over
+  frames; the 32 joints are visited once, parents first.
+  """
+  local = joint_rotations(frames)
+  shape = frames.shape[:-1]
+  glob = np.empty(shape + (NUM_JOINTS, 3, 3))
+  xyz = np.zeros(shape + (NUM_JOINTS, 3))
+  glob[..., 0, :, :] = local[..., 0, :, :]
+  for j in range(1, NUM_JOINTS):
+    p = PARENTS[j]
+    xyz[..., j, :] = np.einsum("i,...ij->...j", OFFSETS[j], glob[..., p, :, :]) + xyz[..., p, :]
+    glob[..., j, :, :] = np.matmul(local[..., j, :, :], glob[..., p, :, :])
+  return xyz
+
+
+def position_errors(pred_frames, gt_frames):
+  """Mean over the moving joints of the Euclidean distance (mm) between
+  predicted and true positions: [..., T, 99] twice -> [..., T]."""
+  distance = np.linalg.norm(positions(pred_frames) - positions(gt_frames), axis=-1)
+  return distance[..., MOVING_JOINTS].mean(axis=-1)

@@ -1,0 +1,190 @@
+"""A newcomer's first hour: runs that remember their flags (--experiment_dir,
+flags.json, the command printed for a checkpoint found elsewhere), output
+that starts with the project's own lines, progress in log files, the Penn
+evaluation subset and --help defaults."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import checkpoints
+import experiment
+import tprnn_train_human
+import tprnn_train_penn
+import workdir
+from conftest import (HUMAN_SCRIPT, PENN_DIR, PENN_SCRIPT, ROOT, argv_of, need, run_script,
+                      write_h36m)
+
+# Flags far from the defaults: a run that needs all of them to be found again.
+CUSTOM = {"--action": "walking", "--model": "generic", "--tprnn_layers": "3", "--rnn_size": "8",
+          "--seq_length_in": "12", "--seq_length_out": "14", "--learning_rate": "0.01",
+          "--iterations": "20", "--test_every": "10", "--save_every": "10", "--seed": "3"}
+
+
+@pytest.fixture(scope="module")
+def custom_run(tmp_path_factory):
+  """(train_dir, experiment directory, data) of a 20-step run with CUSTOM flags."""
+  root = tmp_path_factory.mktemp("first_hour")
+  h36m = write_h36m(str(root / "h36m"), frames=400)
+  train_dir = str(root / "experiments")
+  code, out, err = run_script(tprnn_train_human, argv_of(dict(CUSTOM, **{
+      "--data_dir": h36m, "--train_dir": train_dir})))
+  assert code == 0, err
+  return train_dir, re.search(r"Experiment directory: (\S+)", out).group(1), h36m
+
+
+def test_flags_json_records_the_run(custom_run):
+  _, directory, _ = custom_run
+  with open(os.path.join(directory, "flags.json")) as f:
+    recorded = json.load(f)
+  for name, value in CUSTOM.items():
+    assert str(recorded[name[2:]]) == value, name
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                          stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+  assert recorded["code_version"].rstrip("+") == commit
+
+
+@pytest.mark.slow
+def test_sample_and_resume_with_only_experiment_dir_and_load(custom_run, tmp_path):
+  _, directory, _ = custom_run
+  samples = str(tmp_path / "s.h5")
+  code, out, err = run_script(tprnn_train_human, ["--experiment_dir", directory, "--load", "20",
+                                                  "--sample", "--samples_file", samples])
+  assert code == 0, err
+  assert "Loading model {}".format(checkpoints.path(directory, 20)) in out
+  assert "walking          |" in out and os.path.exists(samples)
+  code, out, err = run_script(tprnn_train_human, ["--experiment_dir", directory, "--load", "20",
+                                                  "--more", "4"])
+  assert code == 0, err
+  assert "Seed: 3 (the resumed run's)" in out
+  assert checkpoints.steps(directory)[-1] == 24
+
+
+@pytest.mark.parametrize("flag,value,recorded", [("--rnn_size", "16", "8"),
+                                                 ("--model", "basic", "generic"),
+                                                 ("--seq_length_out", "10", "14")])
+def test_conflicting_explicit_flag_is_refused(custom_run, flag, value, recorded):
+  _, directory, _ = custom_run
+  code, _, err = run_script(tprnn_train_human, ["--experiment_dir", directory, "--load", "20",
+                                                "--sample", flag, value])
+  assert code == 1
+  assert err == ("error: {} {} conflicts with the run in {} ({} {} in its flags.json): drop the "
+                 "flag, or train a new run\n".format(flag, value, directory, flag[2:], recorded))
+
+
+def test_experiment_dir_without_flags_json(tmp_path):
+  code, _, err = run_script(tprnn_train_human, ["--experiment_dir", str(tmp_path), "--load", "5",
+                                                "--sample"])
+  assert code == 1 and "--experiment_dir {} holds no flags.json".format(tmp_path) in err
+
+
+@pytest.mark.slow
+def test_missing_checkpoint_prints_a_command_that_works(custom_run, tmp_path):
+  """Sampling with a flag forgotten computes another directory; the error
+  names where checkpoint 20 is and the command that loads it, which works."""
+  train_dir, directory, h36m = custom_run
+  forgot = {k: v for k, v in CUSTOM.items() if k != "--rnn_size"}
+  code, _, err = run_script(tprnn_train_human, argv_of(dict(forgot, **{
+      "--train_dir": train_dir, "--data_dir": h36m, "--load": "20", "--sample": None})))
+  assert code == 1
+  command = re.search(r"checkpoint 20 is in {} \(run: (python .*)\)$".format(re.escape(directory)),
+                      err.strip()).group(1)
+  assert command == "python tprnn_train_human.py --experiment_dir {} --load 20 --sample".format(
+      directory)
+  argv = shlex.split(command)[2:] + ["--samples_file", str(tmp_path / "s.h5")]
+  code, _, err = run_script(tprnn_train_human, argv)
+  assert code == 0, err
+
+
+def first_lines(command, env):
+  result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                          universal_newlines=True, timeout=300)
+  return result.returncode, result.stdout.splitlines()
+
+
+TF_NOISE = re.compile(r"I0000|W0000|oneDNN|cpu_feature_guard|absl::InitializeLog|deprecat",
+                      re.IGNORECASE)
+
+
+def test_first_lines_are_the_projects_own(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  code, lines = first_lines([sys.executable, HUMAN_SCRIPT, "--help"], env)
+  assert code == 0 and lines[0].startswith("usage: tprnn_train_human.py")
+  assert not [l for l in lines if TF_NOISE.search(l)]
+  h36m = write_h36m(str(tmp_path / "h36m"), frames=400)
+  training = [sys.executable, HUMAN_SCRIPT] + argv_of(dict(CUSTOM, **{
+      "--data_dir": h36m, "--train_dir": str(tmp_path / "exp"), "--iterations": "2"}))
+  code, lines = first_lines(training, env)
+  assert code == 0, "\n".join(lines)
+  assert lines[0].startswith("Read 12 training and 2 test sequences from ")
+  assert [l.split(":")[0] for l in lines[1:5]] == ["Experiment directory", "Device",
+                                                   "Distributed", "Seed"]
+  assert not [l for l in lines if TF_NOISE.search(l)]
+  # a user who sets TF_CPP_MIN_LOG_LEVEL keeps control of TensorFlow's logging
+  code, lines = first_lines([sys.executable, HUMAN_SCRIPT, "--help"],
+                            dict(env, TF_CPP_MIN_LOG_LEVEL="0"))
+  assert code == 0 and [l for l in lines if TF_NOISE.search(l)]
+
+
+@pytest.mark.slow
+def test_penn_validation_pass_shows_progress_lines_in_a_log_file(tmp_path):
+  need(PENN_DIR)
+  base = {"--data_dir": PENN_DIR, "--train_dir": str(tmp_path), "--rnn_size": "128",
+          "--iterations": "2", "--test_every": "100", "--seed": "1"}
+  code, _, err = run_script(tprnn_train_penn, argv_of(base))
+  assert code == 0, err
+  log = tmp_path / "sample.log"
+  with open(str(log), "w") as f:
+    subprocess.run([sys.executable, PENN_SCRIPT] + argv_of(dict(base, **{
+        "--sample": None, "--load": "2", "--samples_file": str(tmp_path / "s.h5")})),
+        stdout=f, stderr=subprocess.STDOUT, timeout=600, check=True)
+  text = log.read_text()
+  assert "\r" not in text and "\x1b" not in text
+  assert re.search(r"^Predicting 76298 sequences: 38/38 chunks \(100%\), [0-9.]+ chunks/s, "
+                   r"0 s left$", text, re.M)
+
+
+def test_penn_evaluation_subset_is_fixed_and_a_subset():
+  n = 1000
+  val = tprnn_train_penn.ValidationSet(
+      tuple(np.arange(n * k).reshape(n, k) for k in (1, 2, 3)),
+      np.arange(n * 13).reshape(n, 13), np.arange(n, dtype=float))
+  sub = tprnn_train_penn.validation_subset(val, 100)
+  again = tprnn_train_penn.validation_subset(val, 100)
+  rows = sub.bounding_box_length.astype(int)
+  assert len(rows) == 100 == len(set(rows)) and list(rows) == sorted(rows)
+  np.testing.assert_array_equal(again.bounding_box_length, sub.bounding_box_length)
+  for feed, whole in zip(sub.feeds + (sub.visibilities,), val.feeds + (val.visibilities,)):
+    np.testing.assert_array_equal(feed, whole[rows])
+  assert tprnn_train_penn.validation_subset(val, 0) is val
+  assert tprnn_train_penn.validation_subset(val, 5000) is val
+
+
+def test_penn_help_shows_real_defaults(capsys):
+  with pytest.raises(SystemExit):
+    tprnn_train_penn.parse_flags(["--help"])
+  text = " ".join(capsys.readouterr().out.split())
+  assert "(it gets seq_length_in - 1 of them). (default: 2, or 3 with --init_velocity)" in text
+  assert "default: None" not in text
+  assert "--seq_length_out SEQ_LENGTH_OUT Frames the decoder predicts. (default: 16)" in text
+
+
+def test_no_python_file_points_outside_the_repository():
+  tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, stdout=subprocess.PIPE,
+                           universal_newlines=True).stdout.split()
+  offenders = [p for p in tracked if "SPEC" in open(os.path.join(ROOT, p)).read()]
+  assert offenders == []
+  assert os.path.exists(os.path.join(ROOT, "docs", "PROTOCOL.md"))
+
+
+def test_recorded_flags_round_trip(tmp_path):
+  flags = tprnn_train_human.parse_flags(["--rnn_size", "8", "--action", "eating"])
+  workdir.write_flags(str(tmp_path), experiment.recordable(flags))
+  again = tprnn_train_human.parse_flags(["--experiment_dir", str(tmp_path)])
+  assert (again.rnn_size, again.action, again.actions) == (8, "eating", ["eating"])
