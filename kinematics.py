@@ -12,8 +12,6 @@ the body moves relative to it.
 
 import numpy as np
 
-import data_utils
-
 NUM_JOINTS = 32
 # Parent of each joint (-1: the root); a parent always precedes its children.
 PARENTS = np.array([0, 1, 2, 3, 4, 5, 1, 7, 8, 9, 10, 1, 12, 13, 14, 15, 13, 17, 18, 19, 20,
@@ -34,13 +32,27 @@ MOVING_JOINTS = np.flatnonzero(np.linalg.norm(OFFSETS, axis=1) > 1.0)
 BONES = [(int(PARENTS[j]), int(j)) for j in MOVING_JOINTS]
 
 
+def rotation_matrices(r):
+  """Rodrigues' formula, exactly: [..., 3] axis-angle -> [..., 3, 3]
+  orthonormal rotations (the identity at angle 0). The Euler error's
+  data_utils.expmap_to_rotmat keeps the SRNN code's epsilon instead, which
+  would stretch bones along the chain by ~1e-6."""
+  theta = np.linalg.norm(r, axis=-1)[..., None]  # [..., 1]
+  axis = r / np.where(theta > 0, theta, 1.0)
+  x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
+  zero = np.zeros_like(x)
+  skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(r.shape + (3,))
+  sin, cos = np.sin(theta)[..., None], np.cos(theta)[..., None]  # [..., 1, 1]
+  return np.eye(3) + sin * skew + (1 - cos) * np.matmul(skew, skew)
+
+
 def joint_rotations(frames):
   """[..., 99] exp-map frames -> [..., 32, 3, 3] local joint rotations, the
   root's (entries 3..5) replaced by the identity."""
   triplets = np.array(frames[..., 3:99], dtype=np.float64).reshape(
       frames.shape[:-1] + (NUM_JOINTS, 3))  # [..., 32, 3]
   triplets[..., 0, :] = 0.0
-  return data_utils.expmap_to_rotmat(triplets)
+  return rotation_matrices(triplets)
 
 
 def positions(frames):

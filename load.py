@@ -21,7 +21,10 @@ LABEL_KEYS = ("x", "y", "visibility", "train")
 Sequences = collections.namedtuple("Sequences", [
     "poses",                # [N, S, 26] float64, [x0..x12, y0..y12] per frame
     "visibilities",         # [N, S, 13]
-    "bounding_box_length",  # [N], in pixels
+    "bounding_box_length",  # [N], L in pixels
+    "video",                # [N], the label file's number
+    "frame_index",          # [N, S], each frame's index in its video (0-based)
+    "box_centre",           # [N, 2], x and y in pixels
 ])
 
 
@@ -71,13 +74,13 @@ def read_label(path):
   return x, y, vis, int(label["train"]) == 1
 
 
-def video_sequences(x, y, visibility, length):
-  """All fixed-length sequences of one video.
+def video_sequences(x, y, visibility, length, video=0):
+  """All fixed-length sequences of one video (number `video`).
 
   Coordinates are centred on the video's joint bounding box and divided by
   half its longer side (+1e-8). From every start frame s = 0..T-1, frames
   min(s + k * stride, T-1) for k < length, stride = (T-1) // length.
-  Returns Sequences with N = T.
+  Returns Sequences with N = T; to_pixels inverts the normalisation.
   """
   box = max(x.max() - x.min(), y.max() - y.min()) + 1e-8
   centre_x = x.min() + (x.max() - x.min()) / 2.0
@@ -87,7 +90,18 @@ def video_sequences(x, y, visibility, length):
   stride = (frames - 1) // length
   index = np.minimum(np.arange(frames)[:, None] + stride * np.arange(length)[None, :],
                      frames - 1)  # [T starts, length]
-  return Sequences(poses[index], visibility[index], np.full(frames, box))
+  return Sequences(poses[index], visibility[index], np.full(frames, box), np.full(frames, video),
+                   index, np.tile([centre_x, centre_y], (frames, 1)))
+
+
+def to_pixels(poses, bounding_box_length, box_centre):
+  """Normalised poses [N, ..., 26] back to pixel coordinates [N, ..., 13, 2]
+  (x, y) with each sequence's box side L [N] and centre [N, 2]."""
+  poses = np.asarray(poses, dtype=np.float64)
+  xy = np.stack([poses[..., :NUM_JOINTS], poses[..., NUM_JOINTS:]], axis=-1)  # [N, ..., 13, 2]
+  ones = (1,) * (xy.ndim - 2)  # the axes between N and x/y
+  half = np.reshape(bounding_box_length, (-1,) + ones + (1,)) / 2.0
+  return xy * half + np.reshape(box_centre, (-1,) + ones + (2,))
 
 
 def load_sequences(labels_dir, train, init_velocity):
@@ -99,7 +113,8 @@ def load_sequences(labels_dir, train, init_velocity):
                                                                     "validation"), "file"):
     x, y, vis, is_train = read_label(path)
     if is_train == train:
-      parts.append(video_sequences(x, y, vis, length))
+      video = int(re.match(r"^(\d+)", os.path.basename(path)).group(1))
+      parts.append(video_sequences(x, y, vis, length, video))
   if not parts:
     raise DataError("no {} videos found in {}".format("training" if train else "validation",
                                                        labels_dir))

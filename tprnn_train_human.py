@@ -10,9 +10,10 @@ import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its bann
 import h5py
 import numpy as np
 
+import atomic_file
 import data_utils
 import experiment
-import workdir
+import kinematics
 
 SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
 
@@ -65,7 +66,7 @@ class SrnnTest(object):
   truth in exp-map [8, out, 99] and Euler angles."""
 
   def __init__(self, data, actions, source_len, target_len):
-    self.data, self.actions = data, actions
+    self.data, self.actions, self.target_len = data, actions, target_len
     self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
     for action in actions:
       windows = data_utils.srnn_windows(data.test, action, source_len, target_len)
@@ -75,6 +76,19 @@ class SrnnTest(object):
 
   def denormalize(self, poses):
     return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
+
+  def observed(self, action):
+    """The de-normalised frames the model observes [8, in, 99]: the encoder's
+    and the first decoder input."""
+    enc, dec_in, _ = self.feeds[action]
+    return self.denormalize(np.concatenate([enc, dec_in[:, :1]], axis=1))
+
+  def position_errors(self, predictions):
+    """{action: mean per-joint position error in mm [out]} of de-normalised
+    predictions {action: [8, out, 99]} (docs/PROTOCOL.md §7)."""
+    return {action: kinematics.position_errors(predictions[action],
+                                               self.gt_expmap[action]).mean(axis=0)
+            for action in self.actions}
 
   def evaluate(self, predict, mask_from):
     """predict(enc, dec_in, dec_out) -> (normalised predictions [8, out, P], loss).
@@ -96,15 +110,23 @@ def with_average(mean_errors):
   return list(mean_errors.items()) + [("average", np.mean(list(mean_errors.values()), axis=0))]
 
 
-def print_table(mean_errors, target_len):
+def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):
   """The original's table: one row per action, then the average row."""
   print()
+  if title:
+    print(title)
   print("{0: <16} |".format("milliseconds") + "".join(
       " {0:5d} |".format(ms) for ms in data_utils.HORIZON_MS))
   for name, errors in with_average(mean_errors):
     print("{0: <16} |".format(name) + "".join(
-        " {0:.3f} |".format(errors[f]) if f < target_len else "   n/a |"
+        cell.format(errors[f]) if f < target_len else "   n/a |"
         for f in data_utils.HORIZON_FRAMES))
+
+
+def print_position_table(position_errors, target_len):
+  print_table(position_errors, target_len, cell=" {0:5.1f} |",
+              title="Mean per-joint position error (mm, {} joints, root-relative)".format(
+                  len(kinematics.MOVING_JOINTS)))
 
 
 def error_summaries(mean_errors, target_len):
@@ -121,16 +143,28 @@ def error_summaries(mean_errors, target_len):
 # Modes
 
 
-def write_samples(path, srnn, mean_errors, predictions):
+def report_samples(path, srnn, mean_errors, predictions):
+  """--sample's position-error table and samples file."""
+  position_errors = srnn.position_errors(predictions)
+  print_position_table(position_errors, srnn.target_len)
+  write_samples(path, srnn, mean_errors, position_errors, predictions)
+
+
+def write_samples(path, srnn, mean_errors, position_errors, predictions):
   """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
-  de-normalised [out, 99]) and mean_{action}_error [out]."""
-  with workdir.atomic_output(path) as tmp:
+  de-normalised [out, 99]) and mean_{action}_error [out], as the original;
+  besides, expmap/observed/{action}_{i} [in, 99] (the frames the model saw)
+  and mean_{action}_position_error [out] (mm)."""
+  with atomic_file.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       for action, errors in mean_errors.items():
+        observed = srnn.observed(action)
         for i in range(data_utils.SRNN_NUM_SEEDS):
           f.create_dataset("expmap/gt/{}_{}".format(action, i), data=srnn.gt_expmap[action][i])
           f.create_dataset("expmap/preds/{}_{}".format(action, i), data=predictions[action][i])
+          f.create_dataset("expmap/observed/{}_{}".format(action, i), data=observed[i])
         f.create_dataset("mean_{}_error".format(action), data=errors)
+        f.create_dataset("mean_{}_position_error".format(action), data=position_errors[action])
   print("Wrote {}".format(path))
 
 
@@ -157,7 +191,7 @@ def evaluate_zero_velocity(flags, data):
   mean_errors, predictions, _ = srnn.evaluate(experiment.zero_velocity_predict, mask_from="gt")
   print_table(mean_errors, flags.seq_length_out)
   if flags.sample:
-    write_samples(flags.samples_file, srnn, mean_errors, predictions)
+    report_samples(flags.samples_file, srnn, mean_errors, predictions)
 
 
 def sample(flags, data, directory):
@@ -169,7 +203,7 @@ def sample(flags, data, directory):
     mean_errors, predictions, _ = srnn.evaluate(predict, mask_from="pred")
     print_table(mean_errors, flags.seq_length_out)
     print_sample_results(mean_errors, flags.seq_length_out)
-    write_samples(flags.samples_file, srnn, mean_errors, predictions)
+    report_samples(flags.samples_file, srnn, mean_errors, predictions)
 
   experiment.sample(flags, len(data.dim_to_use), SAMPLE_SOURCE_LEN, directory, evaluate)
 

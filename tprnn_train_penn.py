@@ -12,9 +12,9 @@ import collections
 import h5py
 import numpy as np
 
+import atomic_file
 import experiment
 import load
-import workdir
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)
 EVAL_SUBSET_SEED = 0
@@ -62,6 +62,10 @@ ValidationSet = collections.namedtuple("ValidationSet", [
     "feeds",                # (encoder input, decoder input, target), [N, ...]
     "visibilities",         # [N, 16, 13] of the target frames
     "bounding_box_length",  # [N]
+    "observed",             # [N, encoder length, 26]: the frames before the targets
+    "video",                # [N]
+    "frame_index",          # [N, S]: the video frame of each sequence frame
+    "box_centre",           # [N, 2]
 ])
 
 
@@ -77,7 +81,8 @@ def validation_set(sequences, encoder_length):
   """The model feeds and target-frame visibilities, built once per run."""
   return ValidationSet(model_feeds(sequences, encoder_length),
                        sequences.visibilities[:, encoder_length:],
-                       sequences.bounding_box_length)
+                       sequences.bounding_box_length, sequences.poses[:, :encoder_length],
+                       sequences.video, sequences.frame_index, sequences.box_centre)
 
 
 def validation_subset(val, size, seed=EVAL_SUBSET_SEED):
@@ -87,8 +92,7 @@ def validation_subset(val, size, seed=EVAL_SUBSET_SEED):
   if size == 0 or size >= count:
     return val
   chosen = np.sort(np.random.RandomState(seed).choice(count, size, replace=False))
-  return ValidationSet(tuple(f[chosen] for f in val.feeds), val.visibilities[chosen],
-                       val.bounding_box_length[chosen])
+  return ValidationSet(tuple(f[chosen] for f in val.feeds), *(f[chosen] for f in val[1:]))
 
 
 def pck_metrics(predictions, targets, visibilities):
@@ -121,8 +125,10 @@ def evaluate_validation(predict, val):
 
 def write_samples(path, predictions, val, metrics):
   """Predictions, ground truth and visibilities [N, 16, ...] of the predicted
-  steps, bounding-box lengths [N] and both PCK curves [16]."""
-  with workdir.atomic_output(path) as tmp:
+  steps, bounding-box lengths [N] and both PCK curves [16], as the original;
+  besides, what maps poses back to the video (load.to_pixels): observed
+  [N, encoder length, 26], video [N], frame_index [N, S], box_centre [N, 2]."""
+  with atomic_file.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       f.create_dataset("predictions", data=predictions)
       f.create_dataset("ground_truth", data=val.feeds[2])
@@ -130,6 +136,8 @@ def write_samples(path, predictions, val, metrics):
       f.create_dataset("bounding_box_length", data=val.bounding_box_length)
       f.create_dataset("pck", data=metrics[:, 2])
       f.create_dataset("pck_per_joint", data=metrics[:, 3])
+      for key in ("observed", "video", "frame_index", "box_centre"):
+        f.create_dataset(key, data=getattr(val, key))
   print("Wrote {}".format(path))
 
 

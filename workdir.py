@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 
+import atomic_file
 import checkpoints
 import errors
 
@@ -97,24 +98,11 @@ def claim_for_training(directory, resume, overwrite):
   shutil.rmtree(os.path.join(directory, LOG_DIR), ignore_errors=True)
 
 
-@contextlib.contextmanager
-def atomic_output(path):
-  """Yields a temporary path beside `path`; renames it to `path` on success
-  and removes it on failure, so no half-written file is left behind."""
-  tmp = "{}.tmp{}".format(path, os.getpid())
-  try:
-    yield tmp
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def write_flags(directory, values):
   """flags.json: the run's flags (a dict), written atomically."""
   path = os.path.join(directory, FLAGS_NAME)
   try:
-    with atomic_output(path) as tmp:
+    with atomic_file.atomic_output(path) as tmp:
       with open(tmp, "w") as f:
         json.dump(values, f, indent=1, sort_keys=True)
   except OSError as e:

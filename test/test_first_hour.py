@@ -154,13 +154,14 @@ def test_penn_evaluation_subset_is_fixed_and_a_subset():
   n = 1000
   val = tprnn_train_penn.ValidationSet(
       tuple(np.arange(n * k).reshape(n, k) for k in (1, 2, 3)),
-      np.arange(n * 13).reshape(n, 13), np.arange(n, dtype=float))
+      np.arange(n * 13).reshape(n, 13), np.arange(n, dtype=float), np.arange(n * 26).reshape(n, 1, 26),
+      np.arange(n), np.arange(n * 17).reshape(n, 17), np.arange(n * 2).reshape(n, 2))
   sub = tprnn_train_penn.validation_subset(val, 100)
   again = tprnn_train_penn.validation_subset(val, 100)
   rows = sub.bounding_box_length.astype(int)
   assert len(rows) == 100 == len(set(rows)) and list(rows) == sorted(rows)
   np.testing.assert_array_equal(again.bounding_box_length, sub.bounding_box_length)
-  for feed, whole in zip(sub.feeds + (sub.visibilities,), val.feeds + (val.visibilities,)):
+  for feed, whole in zip(sub.feeds + tuple(sub[1:]), val.feeds + tuple(val[1:])):
     np.testing.assert_array_equal(feed, whole[rows])
   assert tprnn_train_penn.validation_subset(val, 0) is val
   assert tprnn_train_penn.validation_subset(val, 5000) is val

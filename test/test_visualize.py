@@ -1,0 +1,201 @@
+"""Forward kinematics against an independent rotation chain, bone lengths on
+real frames, the position error of --sample, the new samples keys, and
+visualize.py's pictures and errors."""
+
+import os
+import subprocess
+import sys
+
+import h5py
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+import data_utils
+import kinematics
+import load
+import tprnn_train_human
+import tprnn_train_penn
+import visualize
+from conftest import H36M_DIR, PENN_DIR, ROOT, need, run_script
+
+matplotlib.use("Agg")
+
+
+def chained_positions(frame):
+  """Joint positions [32, 3] of one 99-d frame with scipy Rotation objects:
+  global orientation = local * parent's, offset carried by the parent's
+  orientation (the row-vector v @ M is M's inverse applied to v)."""
+  orientation, xyz = [], np.zeros((32, 3))
+  for j in range(32):
+    local = Rotation.from_rotvec(frame[3 + 3 * j:6 + 3 * j] if j else np.zeros(3))
+    parent = kinematics.PARENTS[j]
+    if parent < 0:
+      orientation.append(local)
+      continue
+    xyz[j] = orientation[parent].inv().apply(kinematics.OFFSETS[j]) + xyz[parent]
+    orientation.append(local * orientation[parent])
+  return xyz
+
+
+def test_forward_kinematics_equals_an_independent_rotation_chain():
+  rng = np.random.RandomState(0)
+  frames = rng.uniform(-1.5, 1.5, (6, 99))
+  expected = np.stack([chained_positions(f) for f in frames])
+  np.testing.assert_allclose(kinematics.positions(frames), expected, atol=1e-9)
+  np.testing.assert_allclose(kinematics.positions(frames.reshape(2, 3, 99)),
+                             expected.reshape(2, 3, 32, 3), atol=1e-9)
+
+
+def test_every_bone_keeps_its_length_on_real_frames():
+  need(H36M_DIR)
+  frames = data_utils.read_sequence(os.path.join(H36M_DIR, "S1", "walking_1.txt"))[::10]
+  xyz = kinematics.positions(frames)  # [T, 32, 3]
+  np.testing.assert_allclose(xyz[:, 0], 0.0)  # the root stays at the origin
+  lengths = np.linalg.norm(kinematics.OFFSETS, axis=1)
+  for j in range(1, 32):
+    bone = np.linalg.norm(xyz[:, j] - xyz[:, kinematics.PARENTS[j]], axis=-1)
+    np.testing.assert_allclose(bone, lengths[j], atol=1e-6 * max(lengths[j], 1.0), err_msg=str(j))
+  assert np.ptp(xyz[:, kinematics.MOVING_JOINTS], axis=0).max() > 100  # the body does move
+
+
+def test_position_error_of_a_perfect_prediction_is_zero():
+  rng = np.random.RandomState(1)
+  frames = rng.uniform(-1, 1, (3, 10, 99))
+  np.testing.assert_array_equal(kinematics.position_errors(frames, frames), 0.0)
+  moved = frames.copy()
+  moved[..., 3 + 3 * 2] += 0.5  # one knee rotates
+  assert kinematics.position_errors(moved, frames).min() > 0
+
+
+@pytest.fixture(scope="module")
+def zero_velocity_walking(tmp_path_factory):
+  need(H36M_DIR)
+  path = str(tmp_path_factory.mktemp("zv") / "walking.h5")
+  code, out, err = run_script(tprnn_train_human, [
+      "--data_dir", H36M_DIR, "--action", "walking", "--model", "zero_velocity", "--sample",
+      "--seq_length_out", "25", "--samples_file", path])
+  assert code == 0, err
+  return path, out
+
+
+def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_walking):
+  path, out = zero_velocity_walking
+  with h5py.File(path, "r") as f:
+    keys = set()
+    f.visit(keys.add)
+    original = {"expmap/gt/walking_{}".format(i) for i in range(8)} | {
+        "expmap/preds/walking_{}".format(i) for i in range(8)} | {"mean_walking_error"}
+    assert original <= keys
+    assert {"expmap/observed/walking_{}".format(i) for i in range(8)} <= keys
+    assert f["expmap/observed/walking_0"].shape == (50, 99)
+    position = f["mean_walking_position_error"][()]
+    gt = np.stack([f["expmap/gt/walking_{}".format(i)][()] for i in range(8)])
+    preds = np.stack([f["expmap/preds/walking_{}".format(i)][()] for i in range(8)])
+  np.testing.assert_allclose(position, kinematics.position_errors(preds, gt).mean(axis=0))
+  columns = position[list(data_utils.HORIZON_FRAMES)]
+  assert np.all(np.diff(columns) > 0) and columns[0] > 10  # zero-velocity drifts away
+  row = [l for l in out.splitlines() if l.startswith("walking ")][-1]
+  assert [float(c) for c in row.split("|")[1:-1]] == [round(c, 1) for c in columns]
+  assert "Mean per-joint position error (mm, 26 joints, root-relative)" in out
+
+
+def test_h36m_gif_and_strip(zero_velocity_walking, tmp_path):
+  path, _ = zero_velocity_walking
+  assert visualize.main(["h36m", path, "--action", "walking", "--seed", "3", "--out",
+                         str(tmp_path)]) == 0
+  gif = Image.open(str(tmp_path / "h36m_walking_3.gif"))
+  assert gif.n_frames == 10 + 25  # the last 10 observed frames, then the 25 forecast
+  gif.seek(20)
+  frame = np.asarray(gif.convert("L"), dtype=float)
+  strip = np.asarray(Image.open(str(tmp_path / "h36m_walking_3_strip.png")).convert("L"), float)
+  for image in (frame, strip):
+    assert image.std() > 10 and 0.005 < (image < 200).mean() < 0.5  # drawn, not blank
+  assert sorted(os.listdir(str(tmp_path))) == ["h36m_walking_3.gif", "h36m_walking_3_strip.png"]
+  visualize.main(["h36m", path, "--seed", "3", "--observed", "50", "--out", str(tmp_path)])
+  assert Image.open(str(tmp_path / "h36m_walking_3.gif")).n_frames == 50 + 25
+
+
+def test_comparison_plot_has_one_line_per_file(zero_velocity_walking, tmp_path):
+  path, _ = zero_velocity_walking
+  other = str(tmp_path / "other.h5")
+  with h5py.File(path, "r") as src, h5py.File(other, "w") as dst:
+    for key in ("mean_walking_error", "mean_walking_position_error"):
+      dst.create_dataset(key, data=src[key][()] * 0.5)
+  found = visualize.curves([path, other, path], ["zero_velocity", "half", "again"])
+  assert sorted(found) == ["euler", "position"]
+  figure = visualize.comparison_figure("position", found["position"])
+  (ax,) = figure.axes
+  assert [l.get_label() for l in ax.get_lines()] == ["zero_velocity", "half", "again"]
+  np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 0.5 * ax.get_lines()[0].get_ydata())
+  np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), 40 * np.arange(1, 26))
+  assert visualize.main(["compare", path, other, "--labels", "a,b", "--out", str(tmp_path)]) == 0
+  assert {"compare_euler.png", "compare_position.png"} <= set(os.listdir(str(tmp_path)))
+
+
+def test_penn_pixels_invert_the_loaders_normalisation():
+  need(PENN_DIR)
+  for name in ("0001.mat", "1200.mat", "2326.mat"):
+    x, y, vis, _ = load.read_label(os.path.join(PENN_DIR, name))
+    seqs = load.video_sequences(x, y, vis, 17, int(name[:4]))
+    pixels = load.to_pixels(seqs.poses, seqs.bounding_box_length, seqs.box_centre)
+    np.testing.assert_allclose(pixels[..., 0], x[seqs.frame_index], atol=1e-6)
+    np.testing.assert_allclose(pixels[..., 1], y[seqs.frame_index], atol=1e-6)
+    assert set(seqs.video) == {int(name[:4])}
+
+
+def test_penn_strip_over_video_frames(tmp_path):
+  """A zero-velocity samples file of three real videos, drawn over stand-in
+  video frames at their pixel positions."""
+  need(PENN_DIR)
+  labels = tmp_path / "labels"
+  labels.mkdir()
+  names = [n for n in ("{:04d}.mat".format(i) for i in range(1, 40))
+           if load.read_label(os.path.join(PENN_DIR, n))[3] is False][:2]
+  for name in names:
+    os.symlink(os.path.join(PENN_DIR, name), str(labels / name))
+  samples = str(tmp_path / "penn.h5")
+  code, _, err = run_script(tprnn_train_penn, ["--data_dir", str(labels), "--model",
+                                               "zero_velocity", "--sample", "--samples_file", samples])
+  assert code == 0, err
+  with h5py.File(samples, "r") as f:
+    video, frames = int(f["video"][5]), f["frame_index"][5]
+    pixels = load.to_pixels(f["ground_truth"][5:6], f["bounding_box_length"][5:6],
+                            f["box_centre"][5:6])[0]
+  x, y, _, _ = load.read_label(os.path.join(PENN_DIR, "{:04d}.mat".format(video)))
+  np.testing.assert_allclose(pixels[..., 0], x[frames[1:]], atol=1e-6)
+  frames_dir = tmp_path / "frames" / "{:04d}".format(video)
+  frames_dir.mkdir(parents=True)
+  for frame in set(frames.tolist()):
+    Image.fromarray(np.full((480, 640, 3), 90, np.uint8)).save(
+        str(frames_dir / "{:06d}.jpg".format(frame + 1)))
+  assert visualize.main(["penn", samples, "--index", "5", "--out", str(tmp_path / "out"),
+                         "--frames_dir", str(tmp_path / "frames")]) == 0
+  image = np.asarray(Image.open(str(tmp_path / "out" / "penn_{:04d}_5.png".format(video)))
+                     .convert("L"), float)
+  assert (np.abs(image - 90) < 3).mean() > 0.2 and image.std() > 10  # frames, skeletons on top
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["h36m", "{tmp}/none.h5"], "samples file {tmp}/none.h5 not found"),
+    (["h36m", "{walk}", "--action", "running"], "has no action 'running' (it has: walking)"),
+    (["h36m", "{bare}"], "{tmp}/bare.h5 has no 'expmap/gt/walking_0'"),
+    (["penn", "{walk}"], "has no 'predictions'"),
+    (["compare", "{walk}", "{walk}", "--labels", "a"], "--labels names 1 files, 2 were given"),
+])
+def test_errors_are_one_line_and_leave_nothing(zero_velocity_walking, tmp_path, argv, message):
+  walk, _ = zero_velocity_walking
+  bare = str(tmp_path / "bare.h5")
+  with h5py.File(bare, "w") as f:
+    f.create_dataset("mean_walking_error", data=np.zeros(10))
+  values = {"tmp": str(tmp_path), "walk": walk, "bare": bare}
+  out = tmp_path / "out"
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "visualize.py")] +
+                          [a.format(**values) for a in argv] + ["--out", str(out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+  assert result.returncode == 1
+  assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+  assert message.format(**values) in result.stderr
+  assert os.listdir(str(out)) == []
