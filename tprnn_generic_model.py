@@ -23,6 +23,13 @@ class TPRNNGenericModel(tprnn_graph.PrismModel):
     return [contexts[call % self.scale ** level] for level in range(self.layers)]
 
   def lstm_input_dropout(self, x):
+    return self.dropout(x)
+
+  def dropout(self, x):
+    """Dropout at rate 1 - keep_prob; none at all (no random or boolean ops,
+    as an exported inference graph needs) when the model has dropout_keep 1."""
+    if self.config.dropout_keep >= 1.0:
+      return x
     return tf.nn.dropout(x, rate=1.0 - self.keep_prob)
 
   def generator(self, velocity, contexts):
@@ -33,7 +40,7 @@ class TPRNNGenericModel(tprnn_graph.PrismModel):
       for units, name in ((256, "generator1"), (128, "generator2")):
         with tf.variable_scope(name):
           h = tf.nn.leaky_relu(self.dense(h, units), LEAKY_ALPHA)
-        h = tf.nn.dropout(h, rate=1.0 - self.keep_prob)
+        h = self.dropout(h)
       with tf.variable_scope("generator_output"):
         return self.dense(h, self.config.input_size)
 

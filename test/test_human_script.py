@@ -31,8 +31,10 @@ def human(argv):
 
 
 def table_row(out, name):
-  """Numbers (None for n/a) of the last table row called `name`."""
-  line = [l for l in out.splitlines() if l.startswith(name + " ")][-1]
+  """Numbers (None for n/a) of the last Euler-table row called `name` (the
+  position-error table --sample prints after it is left out)."""
+  euler = out.split("Mean per-joint position error")[0]
+  line = [l for l in euler.splitlines() if l.startswith(name + " ")][-1]
   return [None if c.strip() == "n/a" else float(c) for c in line.split("|")[1:-1]]
 
 

@@ -1,0 +1,156 @@
+"""Forecast your own poses with a model exported by export.py.
+
+  python forecast.py --model EXPORT_DIR --input poses.txt --output forecast.npy
+
+H3.6M input: the dataset's own format, one frame of 99 comma-separated
+exponential-map numbers a line (.txt, .csv) or a [T, 99] .npy; the dataset's
+files are 50 Hz and the model 25 fps, so every --stride-th frame is used
+(default 2). Penn Action input: one frame a line of 26 numbers, the 13 joints'
+x then their y, in pixels (.txt, .csv), or a [T, 13, 2] .npy (x, y); the box
+is --box x_min,y_min,x_max,y_max, by default the box of the observed frames.
+The model sees the last frames of the input and forecasts the frames after
+them, written as .npy ([out, 99] or [out, 13, 2]) or text (one frame a line).
+"""
+
+import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import atomic_file
+import errors
+
+MANIFEST = "forecast.json"
+SAVED_MODEL = "saved_model"
+WIDTHS = {"human": 99, "penn": 26}  # numbers per text line
+
+
+class ForecastError(errors.Error):
+  """Bad input or model; one line for the user."""
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--model", required=True, help="a directory written by export.py")
+  p.add_argument("--input", required=True, help="poses: .txt, .csv or .npy")
+  p.add_argument("--output", required=True, help="forecast: .npy, .txt or .csv")
+  p.add_argument("--stride", type=int, default=None,
+                 help="use every stride-th input frame (default: 2 for H3.6M's 50 Hz files, 1 "
+                      "for Penn)")
+  p.add_argument("--box", default="", help="Penn: x_min,y_min,x_max,y_max of the person, pixels")
+  return p.parse_args(argv)
+
+
+def read_manifest(model):
+  path = os.path.join(model, MANIFEST)
+  if not os.path.isfile(path):
+    raise ForecastError("--model {} holds no {}: give a directory written by export.py".format(
+        model, MANIFEST))
+  with open(path) as f:
+    return json.load(f)
+
+
+def read_poses(path, dataset):
+  """[T, 99] (H3.6M) or [T, 13, 2] (Penn) float64 poses of the input file."""
+  if not os.path.isfile(path):
+    raise ForecastError("--input {} not found".format(path))
+  width = WIDTHS[dataset]
+  try:
+    if path.endswith(".npy"):
+      poses = np.load(path).astype(np.float64)
+    else:
+      poses = np.loadtxt(path, delimiter=",", ndmin=2)
+  except (ValueError, OSError) as e:
+    raise ForecastError("--input {}: not {} numbers a line ({})".format(
+        path, width, str(e).splitlines()[0]))
+  if dataset == "penn" and poses.ndim == 2 and poses.shape[1] == width:
+    poses = np.stack([poses[:, :13], poses[:, 13:]], axis=2)  # x..., y... -> [T, 13, 2]
+  expected = (99,) if dataset == "human" else (13, 2)
+  if poses.shape[1:] != expected:
+    raise ForecastError("--input {}: frames of shape {}, expected {} ({} numbers a line)".format(
+        path, list(poses.shape[1:]), list(expected), width))
+  bad = np.flatnonzero(~np.isfinite(poses.reshape(len(poses), -1)).all(axis=1))
+  if len(bad):
+    raise ForecastError("--input {}: frame {} holds a non-finite value".format(path, bad[0] + 1))
+  return poses
+
+
+def observed_window(poses, stride, frames, path):
+  """The last `frames` frames at `stride`."""
+  strided = poses[::-1][::stride][::-1]
+  if len(strided) < frames:
+    raise ForecastError("--input {}: {} frames at stride {} give {}, the model observes {}".format(
+        path, len(poses), stride, len(strided), frames))
+  return strided[len(strided) - frames:]
+
+
+def penn_box(box, observed):
+  """(centre [2], side L) of the --box, or of the observed joints."""
+  if box:
+    try:
+      x0, y0, x1, y1 = (float(v) for v in box.split(","))
+    except ValueError:
+      raise ForecastError("--box {}: expected x_min,y_min,x_max,y_max".format(box))
+  else:
+    (x0, y0), (x1, y1) = observed.reshape(-1, 2).min(axis=0), observed.reshape(-1, 2).max(axis=0)
+  if not (x1 >= x0 and y1 >= y0):
+    raise ForecastError("--box {}: the maximum is below the minimum".format(box))
+  return np.array([(x0 + x1) / 2, (y0 + y1) / 2]), max(x1 - x0, y1 - y0) + 1e-8
+
+
+def predict(model, feeds):
+  """Runs the SavedModel's serving signature on {input name: array}."""
+  with tf.Session(graph=tf.Graph()) as sess:
+    meta = tf.saved_model.loader.load(sess, [tf.saved_model.tag_constants.SERVING],
+                                      os.path.join(model, SAVED_MODEL))
+    signature = meta.signature_def[
+        tf.saved_model.signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+    return sess.run(signature.outputs["forecast"].name,
+                    {signature.inputs[k].name: v for k, v in feeds.items()})
+
+
+def write_forecast(path, forecast):
+  with atomic_file.atomic_output(path) as tmp:
+    if path.endswith(".npy"):
+      np.save(tmp, forecast)
+    else:
+      flat = forecast.reshape(len(forecast), -1) if forecast.ndim == 2 else np.concatenate(
+          [forecast[..., 0], forecast[..., 1]], axis=1)  # Penn: x..., y...
+      np.savetxt(tmp, flat, delimiter=",", fmt="%.8g")
+
+
+def main(argv):
+  args = parse_args(argv)
+  info = read_manifest(args.model)
+  dataset = info["dataset"]
+  stride = args.stride or (2 if dataset == "human" else 1)
+  if stride < 1:
+    raise ForecastError("--stride must be at least 1, got {}".format(stride))
+  folder = os.path.dirname(os.path.abspath(args.output))
+  if not os.path.isdir(folder):
+    raise ForecastError("--output {}: directory {} does not exist".format(args.output, folder))
+  observed = observed_window(read_poses(args.input, dataset), stride, info["observed_frames"],
+                             args.input)
+  feeds = {"observed": observed[None].astype(np.float32)}
+  if dataset == "penn":
+    centre, size = penn_box(args.box, observed)
+    feeds.update(box_centre=centre[None].astype(np.float32),
+                 box_size=np.array([size], np.float32))
+  forecast = predict(args.model, feeds)[0]
+  write_forecast(args.output, forecast)
+  print("Wrote {}: {} frames forecast after the last of {} observed".format(
+      args.output, len(forecast), len(observed)))
+  return 0
+
+
+if __name__ == "__main__":
+  try:
+    sys.exit(main(sys.argv[1:]))
+  except errors.Error as e:
+    print("error: {}".format(e), file=sys.stderr)
+    sys.exit(1)
