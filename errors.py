@@ -2,9 +2,21 @@
 line naming the file, flag or value at fault, and run_main prints it without
 a traceback."""
 
+import sys
+
 
 class Error(Exception):
   """A failure the user can act on; str(error) is one line."""
+
+
+def run_main(main, argv=None):
+  """Runs main(argv) (default: the command line); an Error becomes one line
+  on stderr and exit status 1, without a traceback. Returns the status."""
+  try:
+    return main(sys.argv[1:] if argv is None else argv) or 0
+  except Error as e:
+    print("error: {}".format(e), file=sys.stderr)
+    return 1
 
 
 def tf_error_reason(error):

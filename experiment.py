@@ -20,6 +20,7 @@ import devices
 import distributed
 import errors
 import launch
+import signals
 from progress import progress
 import tprnn_basic_model
 import tprnn_generic_model
@@ -291,16 +292,6 @@ def experiment_dir(flags, dataset_parts, leaf_parts=()):
   parts.append("dropout_keep_{}".format(flags.dropout_keep))
   parts.append("basic" if flags.model == "basic" else "generic")
   return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
-
-
-def run_main(main, argv=None):
-  """Runs main(argv); a UsageError or data error becomes one line on stderr
-  and exit status 1, without a traceback."""
-  try:
-    return main(sys.argv[1:] if argv is None else argv)
-  except errors.Error as e:
-    print("error: {}".format(e), file=sys.stderr)
-    return 1
 
 
 def launch_workers(script, argv, flags):
@@ -589,25 +580,6 @@ class Best(object):
     return False
 
 
-class _StopOnSignal(object):
-  """Turns SIGINT and SIGTERM into a request the loop acts on between steps;
-  stays installed through the final save, so a second signal cannot break
-  it."""
-  SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-  def __enter__(self):
-    self.received = []
-    self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-    return self
-
-  def _handle(self, signum, frame):
-    self.received.append(signum)
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-
-
 def _quiet_summary_thread(args, previous=getattr(threading, "excepthook", None)):
   """threading.excepthook leaving out the summary writer's thread, whose I/O
   failure the main thread reports as one line (see _Rank0Outputs.summarize)."""
@@ -677,12 +649,12 @@ def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
   step_time = loss = 0.0
   iterations = flags.iterations if flags.more == 0 else flags.more
   try:
-    with _StopOnSignal() as signals:
+    with signals.Recorder() as signals_received:
       for _ in range(iterations):
         start = time.time()
         feed = feed_dict(model, *batch(current_step))
         feed[model.keep_prob] = flags.dropout_keep
-        feed[net.requests] = [float(bool(signals.received)), float(rank0 and outputs.save_due())]
+        feed[net.requests] = [float(bool(signals_received.received)), float(rank0 and outputs.save_due())]
         _, step_loss, lr, stop, save = backend.run(sess, net.step, feed)
         if not np.isfinite(step_loss):
           raise TrainingError("training loss became {} at step {}; stopped without saving".format(
@@ -720,7 +692,7 @@ def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
         outputs.close(report=True)
       if stop:
         print("Interrupted at step {}; resume with --load {}.".format(current_step, current_step))
-        return 128 + (signals.received or [signal.SIGINT])[0]
+        return 128 + (signals_received.received or [signal.SIGINT])[0]
       return 0
   except (TrainingError, checkpoints.CheckpointError, distributed.DistributedError) as e:
     if not rank0:  # only rank 0 knows the checkpoints

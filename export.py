@@ -201,4 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  sys.exit(experiment.run_main(main))
+  sys.exit(errors.run_main(main))

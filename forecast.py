@@ -149,8 +149,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  try:
-    sys.exit(main(sys.argv[1:]))
-  except errors.Error as e:
-    print("error: {}".format(e), file=sys.stderr)
-    sys.exit(1)
+  sys.exit(errors.run_main(main))

@@ -6,11 +6,12 @@ stops all the others."""
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
+
+import signals
 
 POLL_SECS = 0.2
 STOP_GRACE_SECS = 15  # after a failure, how long the others get to exit on SIGTERM
@@ -48,22 +49,6 @@ def worker_commands(script, argv, hosts, seed):
           for rank in range(len(hosts))]
 
 
-class _Signals(object):
-  """Records SIGINT / SIGTERM instead of dying, so the workers can be told."""
-
-  def __enter__(self):
-    self.received = []
-    self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-    return self
-
-  def _handle(self, signum, frame):
-    self.received.append(signum)
-
-  def __exit__(self, *exc):
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
-
-
 def launch(script, argv, workers, seed):
   """Starts the workers and waits for them. Returns the exit status: 0 when
   every worker succeeded, 1 when one failed, 128 + signal when interrupted."""
@@ -73,24 +58,24 @@ def launch(script, argv, workers, seed):
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the workers' own one-line errors say enough
   procs = []
   try:
-    with _Signals() as signals:
+    with signals.Recorder() as received:
       for command in commands:
         procs.append(subprocess.Popen(command, env=env, start_new_session=True))
       print("Started {} workers on {} (pids {})".format(
           workers, ",".join(hosts), " ".join(str(p.pid) for p in procs)), flush=True)
-      return _supervise(procs, signals)
+      return _supervise(procs, received)
   finally:
     _kill(procs)
 
 
-def _supervise(procs, signals):
+def _supervise(procs, received):
   forwarded = 0
   while True:
-    for signum in signals.received[forwarded:]:
+    for signum in received.received[forwarded:]:
       for p in procs:
         if p.poll() is None:
           p.send_signal(signum)
-    forwarded = len(signals.received)
+    forwarded = len(received.received)
     codes = [p.poll() for p in procs]
     failed = [(rank, c) for rank, c in enumerate(codes) if c not in (None, 0)]
     if failed and not forwarded:
@@ -102,7 +87,7 @@ def _supervise(procs, signals):
     if all(c is not None for c in codes):
       if forwarded:
         print("Interrupted: all {} workers stopped".format(len(procs)), flush=True)
-        return 128 + signals.received[0]
+        return 128 + received.received[0]
       return 0
     time.sleep(POLL_SECS)
 

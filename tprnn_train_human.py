@@ -12,6 +12,7 @@ import numpy as np
 
 import atomic_file
 import data_utils
+from errors import run_main
 import experiment
 import kinematics
 
@@ -263,4 +264,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  raise SystemExit(experiment.run_main(main) or 0)
+  raise SystemExit(run_main(main))

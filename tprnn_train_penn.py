@@ -14,6 +14,7 @@ import numpy as np
 
 import atomic_file
 import experiment
+from errors import run_main
 import load
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)
@@ -199,4 +200,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  raise SystemExit(experiment.run_main(main) or 0)
+  raise SystemExit(run_main(main))

@@ -37,10 +37,10 @@ def need(path):
 def run_script(module, argv):
   """Runs a training script's main in-process through run_main.
   Returns (exit code, stdout, stderr)."""
-  import experiment
+  import errors
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    code = experiment.run_main(module.main, argv)
+    code = errors.run_main(module.main, argv)
   return code or 0, out.getvalue(), err.getvalue()
 
 
