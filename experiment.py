@@ -654,7 +654,8 @@ def train_loop(sess, net, backend, flags, directory, seed, batch, evaluate):
         start = time.time()
         feed = feed_dict(model, *batch(current_step))
         feed[model.keep_prob] = flags.dropout_keep
-        feed[net.requests] = [float(bool(signals_received.received)), float(rank0 and outputs.save_due())]
+        feed[net.requests] = [float(bool(signals_received.received)),
+                              float(rank0 and outputs.save_due())]
         _, step_loss, lr, stop, save = backend.run(sess, net.step, feed)
         if not np.isfinite(step_loss):
           raise TrainingError("training loss became {} at step {}; stopped without saving".format(
