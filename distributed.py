@@ -175,7 +175,8 @@ class Local(object):
 
   def wrap_optimizer(self, optimizer):
     """Averages gradients across workers inside compute_gradients, so loss
-    scaling, clipping and apply see the averaged gradient."""
+    scaling, clipping and apply see the averaged gradient (here: nothing to
+    average)."""
     return optimizer
 
   def mean(self, tensors, instance_key=STEP_VALUES_KEY):
@@ -313,8 +314,8 @@ class Collective(Local):
       while self.run(sess, op) != 0:
         pass
       return None
-    errors, done = [], threading.Event()
-    thread = threading.Thread(target=self._send_heartbeats, args=(sess, beat, op, done, errors))
+    failures, done = [], threading.Event()
+    thread = threading.Thread(target=self._send_heartbeats, args=(sess, beat, op, done, failures))
     thread.daemon = True
     thread.start()
     try:
@@ -322,18 +323,18 @@ class Collective(Local):
     finally:
       done.set()
       thread.join()
-    if errors:
-      raise errors[0]
+    if failures:
+      raise failures[0]
     return result
 
-  def _send_heartbeats(self, sess, beat, op, done, errors):
+  def _send_heartbeats(self, sess, beat, op, done, failures):
     try:
       while not done.is_set():
         self.run(sess, op, {beat: 1.0})
         done.wait(HEARTBEAT_SECS)
       self.run(sess, op, {beat: 0.0})
     except DistributedError as e:
-      errors.append(e)
+      failures.append(e)
 
 
 class Npu(Local):

@@ -294,9 +294,10 @@ def experiment_dir(flags, dataset_parts, leaf_parts=()):
   return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
 
 
-def launch_workers(script, argv, flags):
-  """--workers N: runs `script` as N local workers. Returns the exit status."""
-  return launch.launch(script, argv, flags.workers, resolve_seed(flags.seed))
+def launch_workers(script, argv, flags, directory):
+  """--workers N: runs `script` as N local workers, all with the seed of
+  the run (seed_of_run). Returns the exit status."""
+  return launch.launch(script, argv, flags.workers, seed_of_run(flags, directory))
 
 
 # ----------------------------------------------------------------------------
@@ -424,6 +425,13 @@ def check_samples_file(path):
     raise UsageError("--samples_file {}: directory {} does not exist".format(path, folder))
 
 
+def seed_of_run(flags, directory):
+  """--seed, else, when resuming (--load), the seed in the flags.json of the
+  run in `directory`, else a new one; printed."""
+  recorded = workdir.read_flags(directory) if flags.load > 0 else None
+  return resolve_seed(flags.seed, recorded and recorded.get("seed"))
+
+
 def resolve_seed(seed, recorded=None):
   """--seed, else the seed `recorded` by the run being resumed, else a new one."""
   if seed is None and recorded is not None:
@@ -530,8 +538,7 @@ def train(flags, input_size, directory, next_batch, evaluate):
     return run_training(flags, input_size, directory, next_batch, evaluate, backend, flags.seed)
   with workdir.locked(directory):
     workdir.claim_for_training(directory, flags.load > 0, flags.overwrite)
-    recorded = workdir.read_flags(directory) if flags.load > 0 else None
-    seed = resolve_seed(flags.seed, recorded and recorded.get("seed"))
+    seed = seed_of_run(flags, directory)
     workdir.write_flags(directory, dict(recordable(flags), seed=seed))
     return run_training(flags, input_size, directory, next_batch, evaluate, backend, seed)
 

@@ -246,15 +246,15 @@ def train(flags, data, directory):
 
 def main(argv):
   flags = parse_flags(argv)
+  directory = experiment.experiment_dir(flags, [flags.dataset, flags.action])
   if flags.workers > 1:
-    return experiment.launch_workers(__file__, argv, flags)
+    return experiment.launch_workers(__file__, argv, flags, directory)
   data = data_utils.read_all_data(flags.actions, flags.data_dir)
   print("Read {} training and {} test sequences from {}".format(
       len(data.train), len(data.test), flags.data_dir))
   if flags.model == experiment.ZERO_VELOCITY:
     check_lengths(data, flags.seq_length_in, flags.seq_length_out)
     return evaluate_zero_velocity(flags, data)
-  directory = experiment.experiment_dir(flags, [flags.dataset, flags.action])
   print("Experiment directory: {}".format(directory))
   if flags.sample:
     check_lengths(data, SAMPLE_SOURCE_LEN, flags.seq_length_out)

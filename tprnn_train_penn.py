@@ -179,8 +179,9 @@ def train(flags, train_set, val, directory):
 
 def main(argv):
   flags = parse_flags(argv)
+  directory = experiment_directory(flags)
   if flags.workers > 1:
-    return experiment.launch_workers(__file__, argv, flags)
+    return experiment.launch_workers(__file__, argv, flags, directory)
   val = validation_set(
       load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity),
       flags.encoder_length)
@@ -189,7 +190,6 @@ def main(argv):
     if flags.sample:
       write_samples(flags.samples_file, predictions, val, metrics)
     return
-  directory = experiment_directory(flags)
   print("Experiment directory: {}".format(directory))
   if flags.sample:
     return sample(flags, val, directory)

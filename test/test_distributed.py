@@ -173,6 +173,13 @@ def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, 
   (directory,) = checkpoint_dirs(str(tmp_path))
   assert weights(directory, step)["Variable_1"] == step
   assert not any(alive(pid) for pid in processes.worker_pids)
+  # resuming with --workers and no --seed draws the batches of the run's seed
+  resume = {k: v for k, v in flags.items() if k != "--seed"}
+  code, out, err = launcher_run(processes, HUMAN, dict(resume, **{"--load": str(step),
+                                                                  "--more": "2"}))
+  assert code == 0, err
+  assert "Seed: {} (the resumed run's)".format(TINY["--seed"]) in out
+  assert weights(directory, step + 2)["Variable_1"] == step + 2
 
 
 @pytest.mark.slow
