@@ -83,14 +83,13 @@ def claim_for_training(directory, resume, overwrite):
   """A fresh run (no --load) refuses a directory holding checkpoints unless
   `overwrite`, which deletes them and the summaries first."""
   check_writable(directory)
-  if resume or not (checkpoints.steps(directory) or
-                    checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)):
+  held = checkpoints.steps(directory) + checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)
+  if resume or not held:
     return
   if not overwrite:
-    last = (checkpoints.steps(directory) or checkpoints.steps(directory, checkpoints.ROLLING_PREFIX))[-1]
     raise DirectoryError("{} already holds checkpoints ({}): resume with --load {}, or pass "
                          "--overwrite to delete them and start afresh".format(
-                             directory, checkpoints.present(directory), last))
+                             directory, checkpoints.present(directory), max(held)))
   print("--overwrite: deleting the checkpoints and summaries in {}".format(directory))
   for name in os.listdir(directory):
     if name.startswith((checkpoints.PREFIX, checkpoints.ROLLING_PREFIX)) or name == FLAGS_NAME:
