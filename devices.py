@@ -74,8 +74,11 @@ def resolve(device, mixed_precision, precision_mode, xla):
                       "check nvidia-smi and CUDA_VISIBLE_DEVICES), or use --device cpu")
   if device == "auto":
     device = "npu" if npu else "gpu" if gpu_available() else "cpu"
+  if device == "npu" and xla:
+    raise DeviceError("--xla does not apply on the NPU: CANN compiles the whole graph itself and "
+                      "Ascend's adapter turns TensorFlow's XLA JIT off; drop --xla")
   if device == "npu":
-    return Placement("npu", precision_mode, xla, npu)
+    return Placement("npu", precision_mode, False, npu)
   if not mixed_precision:
     return Placement(device, "fp32", xla, None)
   if device == "gpu":
@@ -113,9 +116,11 @@ def session_config(placement):
     npu_optimizer.name = "NpuOptimizer"
     npu_optimizer.parameter_map["use_off_line"].b = True
     npu_optimizer.parameter_map["precision_mode"].s = tf.compat.as_bytes(placement.precision)
-    # Ascend's adapter requires TensorFlow's own remapping and memory rewrites off.
+    # What Ascend's adapter requires (its npu_config_proto): TensorFlow's own
+    # remapping and memory rewrites off, and no XLA JIT.
     rewrites.remapping = RewriterConfig.OFF
     rewrites.memory_optimization = RewriterConfig.OFF
+    config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.OFF
   return config
 
 

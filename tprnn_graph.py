@@ -252,4 +252,4 @@ class PrismModel(object):
     optimizer = self.wrap_optimizer(optimizer)
     gradients = [g for g, _ in optimizer.compute_gradients(self.loss, params)]
     clipped, _ = tf.clip_by_global_norm(gradients, self.config.max_gradient_norm)
-    return optimizer.apply_gradients(zip(clipped, params), global_step=self.global_step)
+    return optimizer.apply_gradients(list(zip(clipped, params)), global_step=self.global_step)

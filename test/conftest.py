@@ -1,5 +1,5 @@
 """Shared test helpers: paths to ../shared, running the scripts in-process,
-synthetic H3.6M files, a stand-in for Ascend's npu_bridge."""
+synthetic H3.6M files, Ascend's real npu_bridge, and a stand-in for it."""
 
 import contextlib
 import io
@@ -12,6 +12,8 @@ import types
 
 import numpy as np
 import pytest
+
+import ascend_adapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
@@ -42,6 +44,17 @@ def run_script(module, argv):
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = errors.run_main(module.main, argv)
   return code or 0, out.getvalue(), err.getvalue()
+
+
+# A model small enough for many runs: 8 LSTM units, 9 encoder and 10 decoder frames.
+TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
+        "--seq_length_out": "10", "--seed": "7", "--learning_rate": "0.05"}
+
+
+@pytest.fixture(scope="session")
+def h36m(tmp_path_factory):
+  """A synthetic dataset (write_h36m) whose sequences hold the SRNN windows."""
+  return write_h36m(str(tmp_path_factory.mktemp("h36m")), frames=400)
 
 
 def write_h36m(root, frames=300, bad_line=None):
@@ -130,6 +143,17 @@ def npu_bridge(monkeypatch):
     monkeypatch.setitem(sys.modules, name, module)
   StandInLossScaleOptimizer.instances = []
   return npu_init
+
+
+@pytest.fixture(params=ascend_adapter.TAGS)
+def adapter(request):
+  """Ascend's real npu_bridge of each tag in ../shared (test/ascend_adapter.py), installed in this
+  process for the test: the stand-in npu_bridge.npu_init module holding its classes."""
+  need(ascend_adapter.adapter_path(request.param))
+  try:
+    yield ascend_adapter.install(request.param)
+  finally:
+    ascend_adapter.uninstall()
 
 
 def argv_of(flags):

@@ -1,5 +1,6 @@
-"""Device and precision plumbing: the Ascend NPU session (with a stand-in
-npu_bridge), CPU bf16 and XLA against fp32."""
+"""Device and precision plumbing: CPU bf16 and XLA against fp32, the GPU's
+loss scaling, and the NPU without npu_bridge (the NPU with Ascend's real
+adapter: test_ascend.py)."""
 
 import re
 
@@ -11,52 +12,11 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 import devices
 import experiment
 import tprnn_train_human
-from conftest import H36M_DIR, StandInLossScaleOptimizer, need, run_script
+from conftest import H36M_DIR, need, run_script
 
 
 def human_flags(argv):
   return tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv)
-
-
-def npu_optimizer_options(config):
-  (custom,) = config.graph_options.rewrite_options.custom_optimizers
-  return custom.name, custom.parameter_map
-
-
-@pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
-def test_npu_session_config(npu_bridge, mode):
-  flags = human_flags(["--device", "npu", "--precision_mode", mode])
-  config = devices.session_config(flags.placement)
-  name, params = npu_optimizer_options(config)
-  assert name == "NpuOptimizer"
-  assert params["precision_mode"].s == mode.encode()
-  assert params["use_off_line"].b is True
-  assert config.graph_options.rewrite_options.remapping == RewriterConfig.OFF
-  assert config.graph_options.rewrite_options.memory_optimization == RewriterConfig.OFF
-
-
-def test_npu_default_precision_is_force_fp16_and_auto_picks_npu(npu_bridge):
-  flags = human_flags([])
-  assert flags.placement.device == "npu"
-  assert devices.describe(flags.placement) == "Device: npu, precision: precision_mode force_fp16"
-  assert npu_optimizer_options(devices.session_config(flags.placement))[1]["precision_mode"].s == b"force_fp16"
-
-
-@pytest.mark.parametrize("mode,wrapped", [("force_fp16", True), ("allow_mix_precision", True),
-                                          ("allow_fp32_to_fp16", True),
-                                          ("must_keep_origin_dtype", False)])
-
-
-def test_npu_optimizer_loss_scaling(npu_bridge, mode, wrapped):
-  flags = human_flags(["--device", "npu", "--precision_mode", mode])
-  experiment.build_model(flags, 54, 5, seed=0)
-  assert len(StandInLossScaleOptimizer.instances) == int(wrapped)
-  if wrapped:
-    (opt,) = StandInLossScaleOptimizer.instances
-    assert isinstance(opt.opt, tf.train.GradientDescentOptimizer)
-    assert opt.manager.kwargs == {"init_loss_scale": 2 ** 32, "incr_every_n_steps": 1000,
-                                  "decr_every_n_nan_or_inf": 2, "decr_ratio": 0.5}
-    assert opt.is_distributed is False
 
 
 def test_npu_without_npu_bridge_is_one_line_error():

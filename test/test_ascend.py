@@ -1,0 +1,131 @@
+"""This project's NPU path on Ascend's real adapter (npu_bridge r1.2.0 and r1.6.0 from ../shared,
+loaded by test/ascend_adapter.py), in one process: the session the adapter wants, XLA refused, and
+one-rank training in every precision mode that evaluates, saves, restores and loads on the CPU."""
+
+import ast
+import os
+
+import numpy as np
+import pytest
+import tensorflow.core.protobuf.config_pb2 as config_pb2
+from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
+
+import ascend_adapter
+import checkpoints
+import devices
+import tprnn_train_human
+from conftest import TINY, argv_of, checkpoint_dirs, need, run_script, weights
+
+MODELS = {"basic": {"--model": "basic"},
+          "generic": {"--model": "generic", "--fix_generic_contexts": None, "--learning_rate": "0.01"}}
+# Short sequences, two evaluations and saves; the gradient norm of these losses is far above 0.05
+# (clipping active).
+RUN = {"--seq_length_in": "4", "--seq_length_out": "4", "--iterations": "4", "--test_every": "2",
+       "--save_every": "2", "--max_gradient_norm": "0.05"}
+LOSS_SCALE_STATE = ("loss_scale", "good_steps", "bad_steps")
+
+
+def adapter_function(tag, module, name):
+  """Function `name` of the adapter's npu_bridge/`module`, compiled on its own (its module imports
+  what TF 2.x lacks)."""
+  path = os.path.join(ascend_adapter.adapter_path(tag), "npu_bridge", module)
+  with open(need(path), encoding="utf-8") as f:
+    tree = ast.parse(f.read())
+  (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name]
+  namespace = {"config_pb2": config_pb2, "RewriterConfig": RewriterConfig}
+  exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), namespace)
+  return namespace[name]
+
+
+def flags_of(argv):
+  return tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv)
+
+
+@pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
+def test_npu_session_is_the_one_the_adapter_asks_for(adapter, mode):
+  """The adapter's own npu_config_proto (r1.6.0) finds nothing to change in our session config."""
+  config = devices.session_config(flags_of(["--device", "npu", "--precision_mode", mode]).placement)
+  (npu,) = config.graph_options.rewrite_options.custom_optimizers
+  assert npu.name == "NpuOptimizer" and npu.parameter_map["precision_mode"].s == mode.encode()
+  assert npu.parameter_map["use_off_line"].b is True
+  adapted = config_pb2.ConfigProto()
+  adapted.CopyFrom(config)
+  adapter_function("r1.6.0", "npu_init.py", "npu_config_proto")(adapted)
+  assert adapted == config
+
+
+def test_auto_picks_the_npu_in_force_fp16(adapter):
+  placement = flags_of([]).placement
+  assert (placement.device, placement.precision) == ("npu", "force_fp16")
+  assert devices.describe(placement) == "Device: npu, precision: precision_mode force_fp16"
+
+
+@pytest.mark.parametrize("device", ["npu", "auto"])
+def test_xla_on_the_npu_is_refused_in_one_line(adapter, device):
+  code, _, err = run_script(tprnn_train_human, ["--device", device, "--xla", "--data_dir", "nowhere"])
+  assert code == 1 and err.count("\n") == 1
+  assert "--xla does not apply on the NPU" in err
+
+
+@pytest.fixture(scope="module")
+def cpu_runs(h36m, tmp_path_factory):
+  """{model: (weights after 4 steps, after 6 steps)} of CPU fp32 runs: 4 steps, then --load 4
+  --more 2. Loss scaling by 2^32 is exact in fp32, and the stub float status never reports an
+  overflow, so the NPU runs must end with these weights."""
+  found = {}
+
+  def run(model):
+    if model not in found:
+      train_dir = str(tmp_path_factory.mktemp("cpu_" + model))
+      flags = dict(TINY, **MODELS[model], **RUN, **{"--data_dir": h36m, "--train_dir": train_dir,
+                                                     "--device": "cpu"})
+      for more in ({}, {"--load": "4", "--more": "2"}):
+        code, _, err = run_script(tprnn_train_human, argv_of(dict(flags, **more)))
+        assert code == 0, err
+      (directory,) = checkpoint_dirs(train_dir)
+      found[model] = weights(directory, 4), weights(directory, 6)
+    return found[model]
+  return run
+
+
+def assert_same_model(npu, cpu):
+  """Equal to float rounding (multi-threaded sums; Adam magnifies last bits of its tiniest updates)."""
+  for name in cpu:
+    np.testing.assert_allclose(npu[name], cpu[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+CASES = [pytest.param(model, mode, marks=[] if (model, mode) == ("basic", "force_fp16")
+                      else [pytest.mark.slow])
+         for model in MODELS for mode in devices.NPU_PRECISION_MODES]
+
+
+@pytest.mark.parametrize("model,mode", CASES)
+def test_one_rank_trains_evaluates_saves_restores_and_loads_on_the_cpu(
+    adapter, h36m, tmp_path, cpu_runs, model, mode):
+  flags = dict(TINY, **MODELS[model], **RUN, **{
+      "--data_dir": h36m, "--train_dir": str(tmp_path), "--device": "npu", "--precision_mode": mode})
+  code, out, err = run_script(tprnn_train_human, argv_of(flags))
+  assert code == 0, err
+  assert "precision: precision_mode {}".format(mode) in out and out.count("Global step:") == 2
+  (directory,) = checkpoint_dirs(str(tmp_path))
+  assert checkpoints.steps(directory) == [2, 4]
+  scaled = mode in devices.NPU_FP16_MODES
+  after4 = weights(directory, 4)
+  assert (set(LOSS_SCALE_STATE) <= set(after4)) == scaled
+  if scaled:
+    assert (after4["loss_scale"], after4["good_steps"], after4["bad_steps"]) == (2.0 ** 32, 4, 0)
+  cpu4, cpu6 = cpu_runs(model)
+  assert_same_model(after4, cpu4)
+
+  code, out, err = run_script(tprnn_train_human, argv_of(dict(flags, **{"--load": "4", "--more": "2"})))
+  assert code == 0, err
+  after6 = weights(directory, 6)
+  assert after6["Variable_1"] == 6 and (not scaled or after6["good_steps"] == 6)
+  assert_same_model(after6, cpu6)
+
+  if mode == "force_fp16":  # the checkpoint of every fp16 mode holds the same variables
+    samples = str(tmp_path / "samples.h5")
+    code, out, err = run_script(tprnn_train_human, argv_of(dict(flags, **{
+        "--device": "cpu", "--sample": None, "--load": "6", "--samples_file": samples})))
+    assert code == 0, err
+    assert "Device: cpu" in out and os.path.isfile(samples)
