@@ -7,10 +7,12 @@ its slice of one global batch and applies the same averaged gradient:
               collective all-reduce / broadcast ops, no parameter server;
   npu         Ascend HCCL through npu_bridge, one process per NPU.
 
-Rank 0 alone prints, evaluates, writes summaries and checkpoints. While it
-does (an evaluation can take minutes), it broadcasts a heartbeat every
-second, so the others wait without tripping --dist_timeout_s; a dead peer
-fails the next collective at once, a frozen one within the timeout.
+Rank 0 alone resolves the seed (sent to every worker), prints, evaluates,
+writes summaries and checkpoints. While it evaluates or saves (minutes, for
+a whole Penn evaluation), the others wait: in the collective backend on a
+heartbeat rank 0 broadcasts every second, so a dead peer fails the next
+collective at once and a frozen one within --dist_timeout_s; on the NPU
+inside an HCCL call, within HCCL_EXEC_TIMEOUT.
 """
 
 import collections
@@ -23,12 +25,13 @@ import tensorflow.compat.v1 as tf
 
 import devices
 import errors
+import rank_table
 
 BACKENDS = ("auto", "none", "collective", "npu")
 JOB = "worker"
 GROUP_KEY = 1
 # Instance keys of the collective ops; every worker's graph builds the same ones.
-GRADIENTS_KEY, STEP_VALUES_KEY, HEARTBEAT_KEY, BROADCAST_KEY = 1, 2, 3, 10
+GRADIENTS_KEY, STEP_VALUES_KEY, HEARTBEAT_KEY, SEED_KEY, BROADCAST_KEY = 1, 2, 3, 4, 10
 HEARTBEAT_SECS = 1.0
 DEFAULT_TIMEOUT_S = 300
 
@@ -117,19 +120,27 @@ def _collective_cluster(flags, hosts, env):
 
 
 def _npu_cluster(flags, rank_size, env):
-  if rank_size > 1 and not env.get("RANK_TABLE_FILE"):
-    raise DistributedError("RANK_SIZE={} needs RANK_TABLE_FILE, the HCCL rank table of the "
-                           "devices (see scripts/rank_table_8p.json)".format(rank_size))
-  table = env.get("RANK_TABLE_FILE")
-  if table and not os.path.isfile(table):
-    raise DistributedError("RANK_TABLE_FILE {} not found".format(table))
+  """One rank of an HCCL job. Several ranks need what Ascend's adapter and HCCL
+  read from the environment, checked here rather than failing inside them."""
+  device_id = env.get("ASCEND_DEVICE_ID") or env.get("DEVICE_ID")
+  if rank_size > 1:
+    for name, what in (("RANK_TABLE_FILE", "the HCCL rank table of the devices (see "
+                                           "scripts/rank_table_8p.json)"),
+                       ("RANK_ID", "this process's rank, 0..{}".format(rank_size - 1)),
+                       ("JOB_ID", "any job number, the same on every rank (Ascend's adapter reads "
+                                  "it; the ModelZoo scripts use 10087)")):
+      if not env.get(name):
+        raise DistributedError("RANK_SIZE={} needs {}, {}".format(rank_size, name, what))
+    if device_id is None:
+      raise DistributedError("RANK_SIZE={} needs ASCEND_DEVICE_ID (or DEVICE_ID), this process's "
+                             "NPU".format(rank_size))
+    try:
+      rank_table.device_ids(env["RANK_TABLE_FILE"], rank_size)
+    except rank_table.RankTableError as e:
+      raise DistributedError(str(e))
   rank = _int_env(env, "RANK_ID", 0)
   if not 0 <= rank < rank_size:
     raise DistributedError("RANK_ID={} is not below RANK_SIZE={}".format(rank, rank_size))
-  device_id = env.get("ASCEND_DEVICE_ID") or env.get("DEVICE_ID")
-  if rank_size > 1 and device_id is None:
-    raise DistributedError("RANK_SIZE={} needs ASCEND_DEVICE_ID (or DEVICE_ID), this process's "
-                           "NPU".format(rank_size))
   return Cluster("npu", rank, rank_size, [], flags.dist_timeout_s, device_id)
 
 
@@ -161,6 +172,7 @@ class Local(object):
   def __init__(self, cluster):
     self.cluster = cluster
     self.rank, self.size = cluster.rank, cluster.size
+    self._seed = None  # (rank 0's feed or None, the broadcast of it) once build_sync ran
 
   def device(self):
     """The device scope of this worker's graph ('' = TensorFlow's choice)."""
@@ -185,9 +197,17 @@ class Local(object):
 
   def build_sync(self, variables):
     """Builds what keeps the workers in step: an op giving every worker rank
-    0's values of `variables` (returned; None where there is nothing to do)
-    and, where needed, the heartbeat of `on_rank0`."""
+    0's values of `variables` (returned; None where there is nothing to do),
+    the broadcast of share_seed and what the others wait on in on_rank0."""
     return None
+
+  def share_seed(self, sess, seed):
+    """Rank 0's `seed` (0..2^32-1), on every worker; `seed` is ignored elsewhere."""
+    if self._seed is None:
+      return seed
+    feed, broadcast = self._seed
+    high, low = self.run(sess, broadcast, {feed: _halves(seed)} if self.rank == 0 else None)
+    return int(high) << 16 | int(low)
 
   def run(self, sess, fetches, feed_dict=None):
     """sess.run of a step holding collectives."""
@@ -275,7 +295,16 @@ class Collective(Local):
       parts = tf.split(received, [v.shape.num_elements() for v in group])
       ops += [tf.assign(v, tf.reshape(p, v.shape)) for v, p in zip(group, parts)]
     self._build_heartbeat()
+    self._build_seed()
     return tf.group(ops)
+
+  def _build_seed(self):
+    common = dict(group_size=self.size, group_key=GROUP_KEY, instance_key=SEED_KEY, shape=[2])
+    if self.rank == 0:
+      feed = tf.placeholder(tf.int32, [2], name="seed")
+      self._seed = (feed, tf.raw_ops.CollectiveBcastSend(input=feed, **common))
+    else:
+      self._seed = (None, tf.raw_ops.CollectiveBcastRecv(T=tf.int32, **common))
 
   def _build_heartbeat(self):
     """Rank 0 sends 1 (still busy) or 0 (done); the others receive it."""
@@ -341,7 +370,8 @@ class Npu(Local):
   """Ascend HCCL, the ModelZoo way: npu_distributed_optimizer_wrapper (or
   NPUDistributedOptimizer on CANN releases without it) averages gradients
   inside compute_gradients; hccl_ops.broadcast from root rank 0 after
-  initialisation or restore. HCCL's own timeouts (HCCL_EXEC_TIMEOUT) apply."""
+  initialisation or restore. While rank 0 works alone, the others wait in an
+  HCCL all-reduce, whose timeout is HCCL_EXEC_TIMEOUT."""
 
   def __init__(self, cluster, npu_init):
     super(Npu, self).__init__(cluster)
@@ -370,7 +400,32 @@ class Npu(Local):
     for v in variables:
       (received,) = self.hccl.broadcast(tensor=[v], root_rank=0)
       ops.append(tf.assign(v, received))
+    feed = tf.placeholder_with_default(tf.zeros([2], tf.int32), [2], name="seed")
+    self._seed = (feed, self.hccl.broadcast(tensor=[feed], root_rank=0)[0])
+    self._rank0_done = self.hccl.allreduce(tf.ones([1]), "sum")
     return tf.group(ops)
+
+  def on_rank0(self, sess, work):
+    result = work() if self.rank == 0 else None
+    if self.size > 1:
+      self.run(sess, self._rank0_done)  # the others wait here until rank 0 joins
+    return result
+
+  def run(self, sess, fetches, feed_dict=None):
+    try:
+      return sess.run(fetches, feed_dict)
+    except (tf.errors.UnknownError, tf.errors.InternalError, tf.errors.AbortedError,
+            tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+      if self.size == 1:
+        raise
+      raise DistributedError("rank {} of {}: a step with HCCL collectives failed ({}): a peer "
+                             "stopped, or HCCL_EXEC_TIMEOUT passed".format(
+                                 self.rank, self.size, errors.tf_error_reason(e)))
+
+
+def _halves(seed):
+  """seed (< 2^32) as two int32 values, which every collective carries."""
+  return [seed >> 16, seed & 0xFFFF]
 
 
 def _failed_task(error):

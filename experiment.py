@@ -19,7 +19,6 @@ import checkpoints
 import devices
 import distributed
 import errors
-import launch
 import signals
 from progress import progress
 import tprnn_basic_model
@@ -225,9 +224,6 @@ def check_distribution(flags):
                      "and use --dist auto or collective".format(flags.workers))
   if flags.cluster.backend == "npu" and flags.placement and flags.placement.device != "npu":
     raise UsageError("--dist npu needs --device npu (or auto with npu_bridge)")
-  if flags.cluster.backend == "collective" and flags.cluster.size > 1 and flags.seed is None:
-    raise UsageError("--worker_hosts needs --seed S, the same on every worker, so that they "
-                     "draw one global batch (--workers sets it for you)")
   if flags.cluster.rank > 0:
     sys.stdout = open(os.devnull, "w")  # only rank 0 prints
 
@@ -292,12 +288,6 @@ def experiment_dir(flags, dataset_parts, leaf_parts=()):
   parts.append("dropout_keep_{}".format(flags.dropout_keep))
   parts.append("basic" if flags.model == "basic" else "generic")
   return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
-
-
-def launch_workers(script, argv, flags, directory):
-  """--workers N: runs `script` as N local workers, all with the seed of
-  the run (seed_of_run). Returns the exit status."""
-  return launch.launch(script, argv, flags.workers, seed_of_run(flags, directory))
 
 
 # ----------------------------------------------------------------------------
@@ -544,11 +534,15 @@ def train(flags, input_size, directory, next_batch, evaluate):
 
 
 def run_training(flags, input_size, directory, next_batch, evaluate, backend, seed):
-  net = build_model(flags, input_size, flags.seq_length_in, seed, backend)
+  """`seed` is rank 0's; elsewhere --seed or None, and rank 0's arrives by broadcast."""
+  # Other ranks' initial weights are replaced by rank 0's; their graph seed only draws dropout masks.
+  graph_seed = seed if backend.rank == 0 or seed is None else (seed + backend.rank) % (MAX_SEED + 1)
+  net = build_model(flags, input_size, flags.seq_length_in, graph_seed, backend)
   with open_session(flags, net.graph, backend) as sess:
     initialize_or_restore(sess, net, directory, flags.load if backend.rank == 0 else 0)
     if net.broadcast is not None:
       backend.run(sess, net.broadcast)
+    seed = backend.share_seed(sess, seed)  # every worker draws the batches of rank 0's seed
     return train_loop(sess, net, backend, flags, directory, seed, lambda step: worker_batch(
         next_batch, batch_rng(seed, step), flags.batch_size, backend), evaluate)
 

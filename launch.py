@@ -41,19 +41,19 @@ def without_flags(argv, names):
   return kept
 
 
-def worker_commands(script, argv, hosts, seed):
-  """The command line of each worker: the user's flags, the same seed, the
-  cluster and its rank."""
-  base = [sys.executable, script] + without_flags(argv, WORKER_FLAGS + ("--seed",))
-  return [base + ["--seed", str(seed), "--worker_hosts", ",".join(hosts), "--task_index", str(rank)]
+def worker_commands(script, argv, hosts):
+  """The command line of each worker: the user's flags, the cluster and its
+  rank (the seed is rank 0's, which it sends to the others)."""
+  base = [sys.executable, script] + without_flags(argv, WORKER_FLAGS)
+  return [base + ["--worker_hosts", ",".join(hosts), "--task_index", str(rank)]
           for rank in range(len(hosts))]
 
 
-def launch(script, argv, workers, seed):
+def launch(script, argv, workers):
   """Starts the workers and waits for them. Returns the exit status: 0 when
   every worker succeeded, 1 when one failed, 128 + signal when interrupted."""
   hosts = ["127.0.0.1:{}".format(p) for p in free_ports(workers)]
-  commands = worker_commands(script, argv, hosts, seed)
+  commands = worker_commands(script, argv, hosts)
   env = dict(os.environ, PYTHONUNBUFFERED="1")
   env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the workers' own one-line errors say enough
   procs = []

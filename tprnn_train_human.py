@@ -15,6 +15,7 @@ import data_utils
 from errors import run_main
 import experiment
 import kinematics
+import launch
 
 SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
 
@@ -248,7 +249,7 @@ def main(argv):
   flags = parse_flags(argv)
   directory = experiment.experiment_dir(flags, [flags.dataset, flags.action])
   if flags.workers > 1:
-    return experiment.launch_workers(__file__, argv, flags, directory)
+    return launch.launch(__file__, argv, flags.workers)
   data = data_utils.read_all_data(flags.actions, flags.data_dir)
   print("Read {} training and {} test sequences from {}".format(
       len(data.train), len(data.test), flags.data_dir))

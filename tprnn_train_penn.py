@@ -15,6 +15,7 @@ import numpy as np
 import atomic_file
 import experiment
 from errors import run_main
+import launch
 import load
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)
@@ -181,7 +182,7 @@ def main(argv):
   flags = parse_flags(argv)
   directory = experiment_directory(flags)
   if flags.workers > 1:
-    return experiment.launch_workers(__file__, argv, flags, directory)
+    return launch.launch(__file__, argv, flags.workers)
   val = validation_set(
       load.load_sequences(flags.data_dir, train=False, init_velocity=flags.init_velocity),
       flags.encoder_length)

@@ -1,14 +1,14 @@
 """Shared test helpers: paths to ../shared, running the scripts in-process,
-synthetic H3.6M files, Ascend's real npu_bridge, and a stand-in for it."""
+synthetic H3.6M files, Ascend's real npu_bridge (in-process or for processes)."""
 
 import contextlib
 import io
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -71,80 +71,6 @@ def write_h36m(root, frames=300, bad_line=None):
   return root
 
 
-class StandInLossScaleOptimizer(object):
-  """Records how the project wraps its optimizer; delegates the math."""
-  instances = []
-
-  def __init__(self, opt, loss_scale_manager, is_distributed=False):
-    self.opt, self.manager, self.is_distributed = opt, loss_scale_manager, is_distributed
-    StandInLossScaleOptimizer.instances.append(self)
-
-  def compute_gradients(self, loss, var_list):
-    return self.opt.compute_gradients(loss, var_list)
-
-  def apply_gradients(self, grads_and_vars, global_step=None):
-    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
-
-
-class StandInLossScaleManager(object):
-  def __init__(self, **kwargs):
-    self.kwargs = kwargs
-
-
-class StandInDistributedOptimizer(object):
-  """npu_bridge's NPUDistributedOptimizer: a wrapper class (older CANN)."""
-
-  def __init__(self, opt):
-    self.opt = opt
-
-  def compute_gradients(self, loss, var_list):
-    return self.opt.compute_gradients(loss, var_list)
-
-  def apply_gradients(self, grads_and_vars, global_step=None):
-    return self.opt.apply_gradients(grads_and_vars, global_step=global_step)
-
-
-def stand_in_hccl_ops(calls):
-  """npu_bridge.hccl.hccl_ops whose collectives are identities, recording
-  each call as (name, tensor names) in `calls`."""
-  import tensorflow.compat.v1 as tf
-  module = types.ModuleType("npu_bridge.hccl.hccl_ops")
-
-  def broadcast(tensor, root_rank):
-    calls.append(("broadcast", root_rank, [t.op.name for t in tensor]))
-    return [tf.identity(t) for t in tensor]
-
-  def allreduce(tensor, reduction):
-    calls.append(("allreduce", reduction, [tensor.op.name]))
-    return tf.identity(tensor)
-
-  module.broadcast, module.allreduce = broadcast, allreduce
-  return module
-
-
-@pytest.fixture
-def npu_bridge(monkeypatch):
-  """A stand-in npu_bridge: npu_init (loss scaling, distributed optimizer
-  wrappers; `wrapped` lists what npu_distributed_optimizer_wrapper got) and
-  hccl.hccl_ops (`hccl_calls`)."""
-  package = types.ModuleType("npu_bridge")
-  npu_init = types.ModuleType("npu_bridge.npu_init")
-  hccl = types.ModuleType("npu_bridge.hccl")
-  npu_init.NPULossScaleOptimizer = StandInLossScaleOptimizer
-  npu_init.ExponentialUpdateLossScaleManager = StandInLossScaleManager
-  npu_init.NPUDistributedOptimizer = StandInDistributedOptimizer
-  npu_init.wrapped = []
-  npu_init.npu_distributed_optimizer_wrapper = lambda opt: npu_init.wrapped.append(opt) or opt
-  npu_init.hccl_calls = []
-  hccl.hccl_ops = stand_in_hccl_ops(npu_init.hccl_calls)
-  package.npu_init, package.hccl = npu_init, hccl
-  for name, module in (("npu_bridge", package), ("npu_bridge.npu_init", npu_init),
-                       ("npu_bridge.hccl", hccl), ("npu_bridge.hccl.hccl_ops", hccl.hccl_ops)):
-    monkeypatch.setitem(sys.modules, name, module)
-  StandInLossScaleOptimizer.instances = []
-  return npu_init
-
-
 @pytest.fixture(params=ascend_adapter.TAGS)
 def adapter(request):
   """Ascend's real npu_bridge of each tag in ../shared (test/ascend_adapter.py), installed in this
@@ -154,6 +80,54 @@ def adapter(request):
     yield ascend_adapter.install(request.param)
   finally:
     ascend_adapter.uninstall()
+
+
+def adapter_python(directory, tag, hccl_dir=None):
+  """(an executable running its arguments under the real adapter of `tag`, the environment it
+  needs): a PYTHON for scripts that start ranks, sharing `hccl_dir` for their HCCL calls."""
+  need(ascend_adapter.adapter_path(tag))
+  python = os.path.join(str(directory), "python_with_npu_bridge")
+  with open(python, "w") as f:
+    f.write('#!/bin/sh\ncase "$1" in *rank_table.py) exec "{0}" "$@";; esac  # needs no adapter\n'
+            'exec "{0}" "{1}" "$@"\n'.format(sys.executable, ascend_adapter.__file__))
+  os.chmod(python, 0o755)
+  env = {ascend_adapter.TAG_ENV: tag, "HCCL_EXEC_TIMEOUT": "136"}  # 2 x 68 s, as HCCL counts
+  if hccl_dir:
+    os.makedirs(str(hccl_dir), exist_ok=True)
+    env[ascend_adapter.HCCL_DIR_ENV] = str(hccl_dir)
+  return python, env
+
+
+def write_rank_table(path, devices, layout="1.0"):
+  """An HCCL rank table of one server whose rank r drives devices[r], in CANN's 1.0 layout or the
+  older group_list one."""
+  entries = [{"device_id": str(d), "device_ip": "10.0.0.{}".format(d)} for d in devices]
+  if layout == "1.0":
+    table = {"version": "1.0", "server_count": "1", "status": "completed", "server_list": [
+        {"server_id": "10.0.0.1", "device": [dict(e, rank_id=str(r)) for r, e in enumerate(entries)]}]}
+  else:
+    table = {"group_count": "1", "status": "completed", "group_list": [
+        {"group_name": "worker", "instance_list": [{"devices": entries, "server_id": "10.0.0.1"}]}]}
+  with open(str(path), "w") as f:
+    json.dump(table, f)
+  return str(path)
+
+
+def run_command(command, env=None, timeout=120):
+  """(exit status, stdout, stderr) of a command run in its own session, which is killed afterwards
+  by its process group: the command and every process it started."""
+  proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
+                          start_new_session=True)
+  try:
+    out, err = proc.communicate(timeout=timeout)
+  finally:
+    try:
+      os.killpg(proc.pid, signal.SIGKILL)  # the script and every rank it started
+    except OSError:
+      pass
+    proc.wait()
+  return proc.returncode, out, err
 
 
 def argv_of(flags):
@@ -193,8 +167,8 @@ class Processes(object):
   def __init__(self):
     self.procs, self.worker_pids = [], []
 
-  def start(self, command, **kwargs):
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
+  def start(self, command, env=None, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env, **kwargs)
     self.procs.append(proc)

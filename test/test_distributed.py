@@ -1,12 +1,12 @@
-"""Data-parallel training: N workers x batch B against one process x batch
-N*B, the broadcast, lost and frozen peers, Ctrl-C, resuming across worker
-counts, both scripts end to end, the launcher and the NPU backend (with a
-stand-in npu_bridge). Every cluster is on 127.0.0.1."""
+"""Data-parallel training on TensorFlow's collectives: N workers x batch B
+against one process x batch N*B, the broadcast of weights and seed, lost and
+frozen peers, Ctrl-C, resuming across worker counts, both scripts end to end
+and the launcher. Every cluster is on 127.0.0.1. The NPU backend is tested
+against Ascend's real adapter in test_ascend_distributed.py."""
 
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -20,16 +20,9 @@ import distributed
 import experiment
 import launch
 import tprnn_train_human
-from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_DIR, PENN_SCRIPT as PENN, ROOT,
-                      StandInLossScaleOptimizer, alive, argv_of, checkpoint_dirs, error_lines,
-                      launcher_run, losses, need, read_until, run_script, weights, write_h36m)
-TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
-        "--seq_length_out": "10", "--seed": "7", "--learning_rate": "0.05"}
-
-
-@pytest.fixture(scope="module")
-def h36m(tmp_path_factory):
-  return write_h36m(str(tmp_path_factory.mktemp("h36m")), frames=400)
+from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_DIR, PENN_SCRIPT as PENN, TINY,
+                      alive, argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need,
+                      read_until, run_script, weights)
 
 
 @pytest.mark.parametrize("model", [
@@ -61,16 +54,18 @@ def test_two_workers_equal_one_process_with_twice_the_batch(processes, h36m, tmp
     np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
 
 
-def test_broadcast_gives_every_worker_rank0_weights():
-  """Two workers in one process (threads), built with different seeds: after
-  the broadcast every variable equals rank 0's, ints included."""
+def test_broadcast_gives_every_worker_rank0_weights_and_seed():
+  """Two workers in one process (threads), built with different seeds, rank 1
+  without --seed: after the broadcast every variable equals rank 0's, ints
+  included, and both hold rank 0's seed (above 2^31, as --seed allows)."""
   hosts = ["127.0.0.1:{}".format(p) for p in launch.free_ports(2)]
-  results, errors = {}, []
+  results, seeds, errors = {}, {}, []
 
   def worker(rank):
     try:
-      flags = tprnn_train_human.parse_flags(argv_of(dict(TINY, **{
-          "--worker_hosts": ",".join(hosts), "--task_index": str(rank), "--device": "cpu"})))
+      flags = tprnn_train_human.parse_flags(argv_of(dict(
+          {k: v for k, v in TINY.items() if rank == 0 or k != "--seed"}, **{
+              "--worker_hosts": ",".join(hosts), "--task_index": str(rank), "--device": "cpu"})))
       backend = distributed.make(flags.cluster, flags.placement)
       net = experiment.build_model(flags, 54, 10, seed=100 + rank, backend=backend)
       with experiment.open_session(flags, net.graph, backend) as sess:
@@ -79,6 +74,7 @@ def test_broadcast_gives_every_worker_rank0_weights():
         before = sess.run(net.graph.get_collection("variables"))
         backend.run(sess, net.broadcast)
         results[rank] = before, sess.run(net.graph.get_collection("variables"))
+        seeds[rank] = backend.share_seed(sess, 4000000007 if rank == 0 else None)
     except Exception as e:  # reported by the main thread
       errors.append(e)
 
@@ -94,6 +90,7 @@ def test_broadcast_gives_every_worker_rank0_weights():
     np.testing.assert_array_equal(b, a)
     np.testing.assert_array_equal(a, mine)
   assert 3 in [int(v) for v in after1 if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.integer)]
+  assert seeds == {0: 4000000007, 1: 4000000007}
 
 
 def start_workers(processes, script, flags, count=2):
@@ -232,7 +229,7 @@ def test_launcher_stops_every_worker_when_one_fails(tmp_path, capsys):
   script = tmp_path / "worker_stand_in.py"
   script.write_text(STAND_IN_WORKER)
   start = time.time()
-  code = launch.launch(str(script), ["--rnn_size", "8", "--workers", "2", "--seed=4"], 2, seed=9)
+  code = launch.launch(str(script), ["--rnn_size", "8", "--workers", "2", "--seed=4"], 2)
   assert code == 1 and time.time() - start < 20
   out, err = capsys.readouterr()
   pids = [int(p) for p in re.search(r"pids ([0-9 ]+)\)", out).group(1).split()]
@@ -244,9 +241,9 @@ def test_worker_flags_replace_the_users():
   argv = ["--rnn_size", "8", "--workers", "2", "--seed=4", "--task_index", "5", "--sample"]
   assert launch.without_flags(argv, ("--workers", "--seed", "--task_index")) == [
       "--rnn_size", "8", "--sample"]
-  commands = launch.worker_commands("s.py", argv, ["127.0.0.1:1", "127.0.0.1:2"], seed=9)
+  commands = launch.worker_commands("s.py", argv, ["127.0.0.1:1", "127.0.0.1:2"])
   assert [c[2:] for c in commands] == [
-      ["--rnn_size", "8", "--sample", "--seed", "9", "--worker_hosts", "127.0.0.1:1,127.0.0.1:2",
+      ["--rnn_size", "8", "--seed=4", "--sample", "--worker_hosts", "127.0.0.1:1,127.0.0.1:2",
        "--task_index", str(rank)] for rank in (0, 1)]
 
 
@@ -269,121 +266,3 @@ def test_bad_distribution_flags(flags, message, monkeypatch):
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere"] + argv_of(dict(
       {"--seed": "1"}, **flags)))
   assert code == 1 and err.count("\n") == 1 and message in err, err
-
-
-def test_worker_hosts_need_a_seed():
-  code, _, err = run_script(tprnn_train_human, ["--worker_hosts", "127.0.0.1:1,127.0.0.1:2",
-                                                "--task_index", "1"])
-  assert code == 1 and "--worker_hosts needs --seed S, the same on every worker" in err
-
-
-def npu_env(monkeypatch, tmp_path, size="2", rank="1", table=True, device="1"):
-  for name in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "ASCEND_DEVICE_ID", "DEVICE_ID"):
-    monkeypatch.delenv(name, raising=False)
-  monkeypatch.setenv("RANK_SIZE", size)
-  monkeypatch.setenv("RANK_ID", rank)
-  if table:
-    path = tmp_path / "rank_table.json"
-    path.write_text("{}")
-    monkeypatch.setenv("RANK_TABLE_FILE", str(path))
-  if device is not None:
-    monkeypatch.setenv("ASCEND_DEVICE_ID", device)
-
-
-@pytest.mark.parametrize("model", ["basic", "generic"])
-def test_npu_backend_wraps_in_the_modelzoo_order_and_broadcasts_once(
-    npu_bridge, monkeypatch, tmp_path, model):
-  npu_env(monkeypatch, tmp_path)
-  flags = tprnn_train_human.parse_flags(["--rnn_size", "4", "--model", model])
-  assert flags.cluster == distributed.Cluster("npu", 1, 2, [], distributed.DEFAULT_TIMEOUT_S, "1")
-  backend = distributed.make(flags.cluster, flags.placement)
-  net = experiment.build_model(flags, 54, 5, seed=0, backend=backend)
-  (outer,) = StandInLossScaleOptimizer.instances
-  assert outer.is_distributed is True
-  assert npu_bridge.wrapped == [outer.opt]  # the distributed wrapper is inside loss scaling
-  broadcasts = [c for c in npu_bridge.hccl_calls if c[0] == "broadcast"]
-  with net.graph.as_default():
-    names = sorted(v.op.name for v in tf.global_variables())
-  assert sorted(n for _, _, (n,) in broadcasts) == names and {r for _, r, _ in broadcasts} == {0}
-  assert net.broadcast is not None
-  reduced = [c for c in npu_bridge.hccl_calls if c[0] == "allreduce"]
-  assert [r for _, r, _ in reduced] == ["sum", "sum"]  # the step's loss and stop flag
-
-
-def test_npu_backend_falls_back_to_npu_distributed_optimizer(npu_bridge, monkeypatch, tmp_path):
-  npu_env(monkeypatch, tmp_path)
-  del npu_bridge.npu_distributed_optimizer_wrapper
-  flags = tprnn_train_human.parse_flags(["--rnn_size", "4"])
-  experiment.build_model(flags, 54, 5, seed=0, backend=distributed.make(flags.cluster, flags.placement))
-  (outer,) = StandInLossScaleOptimizer.instances
-  assert isinstance(outer.opt, npu_bridge.NPUDistributedOptimizer)
-  assert isinstance(outer.opt.opt, tf.train.GradientDescentOptimizer)
-
-
-@pytest.mark.parametrize("env,message", [
-    (dict(table=False), "RANK_SIZE=2 needs RANK_TABLE_FILE"),
-    (dict(rank="2"), "RANK_ID=2 is not below RANK_SIZE=2"),
-    (dict(device=None), "RANK_SIZE=2 needs ASCEND_DEVICE_ID (or DEVICE_ID)"),
-    (dict(size="two"), "environment variable RANK_SIZE='two' is not an integer"),
-])
-
-
-def test_npu_environment_errors(npu_bridge, monkeypatch, tmp_path, env, message):
-  npu_env(monkeypatch, tmp_path, **env)
-  code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu"])
-  assert code == 1 and err.count("\n") == 1 and message in err, err
-
-
-def test_dist_npu_needs_the_npu_device(npu_bridge, monkeypatch, tmp_path):
-  npu_env(monkeypatch, tmp_path)
-  code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu",
-                                                "--device", "cpu"])
-  assert code == 1 and "--dist npu needs --device npu" in err
-
-
-NPU_RANK_STAND_IN = """
-import os, sys, time
-print("rank", os.environ["RANK_ID"], "device", os.environ["ASCEND_DEVICE_ID"],
-      "of", os.environ["RANK_SIZE"], "table", os.environ["RANK_TABLE_FILE"], "argv", *sys.argv[1:])
-sys.stdout.flush()
-if os.environ["RANK_ID"] == os.environ.get("FAILING_RANK"):
-  time.sleep(1)  # the other ranks have started and printed by then
-  sys.exit(4)
-time.sleep(0.5 if os.environ.get("FAILING_RANK") is None else 60)
-"""
-
-
-@pytest.mark.parametrize("failing_rank", [None, "1"])
-def test_npu_launch_script_one_process_per_device(tmp_path, failing_rank):
-  """scripts/train_npu_8p.sh with a stand-in Python: one process per rank with
-  its RANK_ID and device, a log per rank, and a failing rank stops the rest."""
-  stand_in = tmp_path / "rank_stand_in.py"
-  stand_in.write_text(NPU_RANK_STAND_IN)
-  env = dict(os.environ, PYTHON=sys.executable, RANK_SIZE="3", LOG_DIR=str(tmp_path / "logs"))
-  if failing_rank is not None:
-    env["FAILING_RANK"] = failing_rank
-  proc = subprocess.Popen(["bash", os.path.join(ROOT, "scripts", "train_npu_8p.sh"), str(stand_in),
-                           "--rnn_size", "8"], env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-  pids = []
-  try:
-    first = proc.stdout.readline()
-    pids = [int(p) for p in re.search(r"pids ([0-9 ]+)\)", first).group(1).split()]
-    out, err = proc.communicate(timeout=30)
-  finally:
-    for pid in [proc.pid] + pids:
-      try:
-        os.kill(pid, signal.SIGKILL)
-      except OSError:
-        pass
-    proc.wait()
-  assert proc.returncode == (0 if failing_rank is None else 1), err
-  table = os.path.join(ROOT, "scripts", "rank_table_8p.json")
-  for rank in range(3):
-    with open(str(tmp_path / "logs" / "rank_{}.log".format(rank))) as f:
-      assert f.read().startswith("rank {} device {} of 3 table {} argv --device npu --dist npu "
-                                 "--rnn_size 8".format(rank, rank, table))
-  if failing_rank is not None:
-    assert "error: a rank exited with status 4; stopping all ranks" in err
-    assert not any(os.path.exists("/proc/{}/cmdline".format(p)) and
-                   b"rank_stand_in" in open("/proc/{}/cmdline".format(p), "rb").read() for p in pids)

@@ -31,11 +31,6 @@ TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
         "--seq_length_out": "10", "--seed": "11", "--test_every": "10", "--save_every": "10"}
 
 
-@pytest.fixture(scope="module")
-def h36m(tmp_path_factory):
-  return write_h36m(str(tmp_path_factory.mktemp("h36m")), frames=400)
-
-
 DROP = object()  # a flag value: leave the flag out
 
 
