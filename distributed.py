@@ -402,13 +402,25 @@ class Npu(Local):
       ops.append(tf.assign(v, received))
     feed = tf.placeholder_with_default(tf.zeros([2], tf.int32), [2], name="seed")
     self._seed = (feed, self.hccl.broadcast(tensor=[feed], root_rank=0)[0])
-    self._rank0_done = self.hccl.allreduce(tf.ones([1]), "sum")
+    failed = tf.placeholder_with_default(tf.zeros([1]), [1], name="rank0_failed")
+    self._rank0_done = (failed, self.hccl.allreduce(failed, "sum"))
     return tf.group(ops)
 
   def on_rank0(self, sess, work):
-    result = work() if self.rank == 0 else None
-    if self.size > 1:
-      self.run(sess, self._rank0_done)  # the others wait here until rank 0 joins
+    """Rank 0 works while the others wait in an all-reduce, which also tells
+    them whether it failed: then they stop too, instead of waiting for it."""
+    if self.size == 1:
+      return work()
+    failed, done = self._rank0_done
+    ok = False
+    try:
+      result = work() if self.rank == 0 else None
+      ok = True
+    finally:  # rank 0's own error, if any, is the one it reports
+      (rank0_failed,) = self.run(sess, done, {failed: [0.0 if ok else 1.0]})
+    if rank0_failed > 0:
+      raise DistributedError("rank 0 failed while it evaluated or saved (its log says why); "
+                             "rank {} stops".format(self.rank))
     return result
 
   def run(self, sess, fetches, feed_dict=None):
@@ -418,8 +430,8 @@ class Npu(Local):
             tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
       if self.size == 1:
         raise
-      raise DistributedError("rank {} of {}: a step with HCCL collectives failed ({}): a peer "
-                             "stopped, or HCCL_EXEC_TIMEOUT passed".format(
+      raise DistributedError("rank {} of {}: a step failed ({}); if a peer stopped or "
+                             "HCCL_EXEC_TIMEOUT passed, the other ranks' logs say more".format(
                                  self.rank, self.size, errors.tf_error_reason(e)))
 
 

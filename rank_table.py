@@ -1,4 +1,5 @@
-"""The HCCL rank table of an Ascend run ($RANK_TABLE_FILE): which NPU each rank drives. Reads both
+"""The HCCL rank table of an Ascend run ($RANK_TABLE_FILE): which NPU each rank drives. HCCL's
+world group is every rank the table lists, so a run has exactly that many ranks. Reads both
 layouts CANN accepts: version 1.0 (`server_list[].device[]` with `rank_id`) and the older
 `group_list[].instance_list[].devices[]` (ranks in listed order). Standard library only, so the
 launch script can ask it before any TensorFlow starts:
@@ -8,6 +9,7 @@ launch script can ask it before any TensorFlow starts:
 
 import ipaddress
 import json
+import re
 import sys
 
 import errors
@@ -49,21 +51,29 @@ def devices(table, path):
   except (KeyError, TypeError, ValueError) as e:
     raise RankTableError("RANK_TABLE_FILE {}: no {} in the layout CANN expects (server_list[].device[] "
                          "with device_id and rank_id)".format(path, e))
+  bad = [device for _, device, _ in found if not re.match(r"^[0-9]+$", device)]
+  if bad:
+    raise RankTableError("RANK_TABLE_FILE {}: device_id {!r} is not a device number".format(
+        path, bad[0]))
   return sorted(found)
 
 
 def device_ids(path, rank_size):
-  """The device id of ranks 0..rank_size-1; the table must list exactly those ranks or more."""
+  """The device id of ranks 0..rank_size-1, the ranks the table must list."""
   listed = devices(read(path), path)
-  ranks = [rank for rank, _, _ in listed]
-  if len(set(ranks)) != len(ranks):
-    raise RankTableError("RANK_TABLE_FILE {} gives a rank_id to two devices".format(path))
-  missing = [r for r in range(rank_size) if r not in ranks]
-  if missing:
-    raise RankTableError("RANK_SIZE={} but RANK_TABLE_FILE {} lists {} device(s), without rank {}".format(
-        rank_size, path, len(listed), missing[0]))
-  by_rank = {rank: device for rank, device, _ in listed}
-  return [by_rank[r] for r in range(rank_size)]
+  ranks = sorted(rank for rank, _, _ in listed)
+  if ranks != list(range(rank_size)):
+    raise RankTableError("RANK_SIZE={} but RANK_TABLE_FILE {} lists ranks {}: HCCL's world is every "
+                         "rank of the table, so this run needs a table of ranks 0..{}".format(
+                             rank_size, path, _ranges(ranks), rank_size - 1))
+  return [device for _, device, _ in listed]
+
+
+def _ranges(numbers):
+  """'0-7' or '0, 2, 5' of sorted numbers."""
+  if numbers and numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 2:
+    return "{}-{}".format(numbers[0], numbers[-1])
+  return ", ".join(map(str, numbers)) or "none"
 
 
 def is_placeholder(path):

@@ -42,9 +42,10 @@ def flags_of(argv):
 
 
 @pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
-def test_npu_session_is_the_one_the_adapter_asks_for(adapter, mode):
-  """The adapter's own npu_config_proto (r1.6.0) finds nothing to change in our session config."""
-  config = devices.session_config(flags_of(["--device", "npu", "--precision_mode", mode]).placement)
+def test_npu_session_is_the_one_the_adapter_asks_for(mode):
+  """The adapter's own npu_config_proto (r1.6.0; r1.2.0 has none) finds nothing to change in our
+  session config."""
+  config = devices.session_config(devices.Placement("npu", mode, False, None))
   (npu,) = config.graph_options.rewrite_options.custom_optimizers
   assert npu.name == "NpuOptimizer" and npu.parameter_map["precision_mode"].s == mode.encode()
   assert npu.parameter_map["use_off_line"].b is True

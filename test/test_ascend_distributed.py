@@ -6,7 +6,6 @@ process with twice the batch; without --seed, resumed, interrupted."""
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -22,10 +21,9 @@ import distributed
 import experiment
 import tprnn_train_human
 from conftest import (HUMAN_SCRIPT as HUMAN, ROOT, TINY, adapter_python, alive, argv_of,
-                      checkpoint_dirs, losses, run_script, weights)
+                      checkpoint_dirs, error_lines, losses, run_script, weights, write_rank_table)
 
 LAUNCH = os.path.join(ROOT, "scripts", "train_npu_8p.sh")
-SHIPPED_TABLE = os.path.join(ROOT, "scripts", "rank_table_8p.json")
 CLIPPED = {"--max_gradient_norm": "0.05"}  # far below these losses' gradient norm
 MODELS = {"basic": dict(CLIPPED, **{"--model": "basic"}),
           "generic": dict(CLIPPED, **{"--model": "generic", "--fix_generic_contexts": None,
@@ -36,9 +34,8 @@ SHORT = {"--seq_length_in": "4", "--seq_length_out": "4", "--iterations": "21",
 
 
 def npu_env(monkeypatch, tmp_path, **values):
-  """Rank 1 of 2 with a copy of the shipped rank table; a value None removes the variable."""
-  table = str(tmp_path / "rank_table.json")
-  shutil.copy(SHIPPED_TABLE, table)
+  """Rank 1 of 2 with a rank table of 2 devices; a value None removes the variable."""
+  table = write_rank_table(tmp_path / "rank_table.json", [0, 1])
   env = dict({"RANK_SIZE": "2", "RANK_ID": "1", "JOB_ID": "10087", "RANK_TABLE_FILE": table,
               "ASCEND_DEVICE_ID": "1", "DEVICE_ID": None}, **values)
   for name, value in env.items():
@@ -80,7 +77,8 @@ def test_hccl_wiring_of_the_adapters_optimizers(adapter, monkeypatch, tmp_path, 
     ({"ASCEND_DEVICE_ID": None}, "RANK_SIZE=2 needs ASCEND_DEVICE_ID (or DEVICE_ID)"),
     ({"RANK_ID": "2"}, "RANK_ID=2 is not below RANK_SIZE=2"),
     ({"RANK_SIZE": "two"}, "environment variable RANK_SIZE='two' is not an integer"),
-    ({"RANK_SIZE": "9"}, "RANK_SIZE=9 but RANK_TABLE_FILE {table} lists 8 device(s), without rank 8"),
+    ({"RANK_SIZE": "3"}, "RANK_SIZE=3 but RANK_TABLE_FILE {table} lists ranks 0, 1: HCCL's world is "
+                         "every rank of the table"),
     ({"RANK_TABLE_FILE": "{tmp}/none.json"}, "RANK_TABLE_FILE {tmp}/none.json: No such file"),
     ({"RANK_TABLE_FILE": "{tmp}/bad.json"}, "RANK_TABLE_FILE {tmp}/bad.json is not JSON"),
 ])
@@ -109,8 +107,9 @@ def start_ranks(processes, tmp_path, tag, flags, rank_size=2):
   hccl = tempfile.mkdtemp(prefix="hccl", dir=str(tmp_path))
   python, env = adapter_python(tmp_path, tag, hccl)
   logs = str(tmp_path / "logs")
+  table = write_rank_table(tmp_path / "rank_table.json", range(rank_size))
   proc = processes.start(["bash", LAUNCH, HUMAN] + argv_of(flags), env=dict(
-      env, PYTHON=python, RANK_SIZE=str(rank_size), LOG_DIR=logs))
+      env, PYTHON=python, RANK_SIZE=str(rank_size), RANK_TABLE_FILE=table, LOG_DIR=logs))
   processes.worker_pids += [int(p) for p in re.findall(r"\d+", re.search(
       r"\(pids ([0-9 ]+)\)", proc.stdout.readline()).group(1))]
   return proc, lambda device: read(os.path.join(logs, str(device), "train_{}.log".format(device)))
@@ -205,9 +204,26 @@ def test_sigterm_stops_every_rank_at_one_step_after_rolling_saves(processes, h36
     time.sleep(0.5)
   proc.send_signal(signal.SIGTERM)
   code, _, err = finish(proc, timeout=60, log=log)
-  assert code == 130, err
+  assert code == 128 + signal.SIGTERM, err
   step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", log(0)).group(1))
   directory = directory()
   assert weights(directory, step)["Variable_1"] == step
   assert 0 < max(checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)) < step
   assert not any(alive(pid) for pid in processes.worker_pids)
+
+
+@pytest.mark.slow
+def test_rank0_failing_in_its_evaluation_stops_the_others_at_once(processes, h36m, tmp_path):
+  """Finite weights whose predictions are NaN (one step at lr 1e6): rank 0's evaluation fails, and
+  the barrier the others wait in tells them so, well before HCCL_EXEC_TIMEOUT (136 s here)."""
+  flags = dict(dict(TINY, **SHORT), **{"--data_dir": h36m, "--train_dir": str(tmp_path / "exp"),
+                                       "--learning_rate": "1e6", "--iterations": "3",
+                                       "--test_every": "1"})
+  proc, log = start_ranks(processes, tmp_path, "r1.6.0", flags)
+  start = time.time()
+  code, _, err = finish(proc, timeout=120, log=log)
+  assert code == 1 and time.time() - start < 60, err
+  (rank0,) = error_lines(log(0))
+  assert rank0.startswith("error: the model predicts non-finite values (NaN or inf)")
+  assert error_lines(log(1)) == ["error: rank 0 failed while it evaluated or saved (its log says "
+                                 "why); rank 1 stops"]

@@ -20,10 +20,23 @@ SHIPPED_TABLE = os.path.join(ROOT, "scripts", "rank_table_8p.json")
 def test_rank_table_gives_each_rank_its_device(tmp_path, layout):
   table = write_table(tmp_path / "t.json", [4, 6, 7], layout)
   assert rank_table.device_ids(table, 3) == ["4", "6", "7"]
-  assert rank_table.device_ids(table, 2) == ["4", "6"]
   assert not rank_table.is_placeholder(table)
   assert rank_table.is_placeholder(SHIPPED_TABLE)
   assert rank_table.device_ids(SHIPPED_TABLE, 8) == [str(d) for d in range(8)]
+
+
+@pytest.mark.parametrize("rank_size,devices,message", [
+    (2, [4, 6, 7], "RANK_SIZE=2 but RANK_TABLE_FILE {} lists ranks 0-2: HCCL's world is every rank "
+                   "of the table, so this run needs a table of ranks 0..1"),
+    (4, [4, 6, 7], "RANK_SIZE=4 but RANK_TABLE_FILE {} lists ranks 0-2"),
+    (2, ["1", ".."], "RANK_TABLE_FILE {}: device_id '..' is not a device number"),
+])
+def test_rank_table_must_hold_the_runs_ranks_and_device_numbers(tmp_path, rank_size, devices,
+                                                                 message):
+  table = write_table(tmp_path / "t.json", devices)
+  with pytest.raises(rank_table.RankTableError) as error:
+    rank_table.device_ids(table, rank_size)
+  assert message.format(table) in str(error.value)
 
 
 RANK_STAND_IN = """
@@ -35,6 +48,8 @@ sys.stdout.flush()
 if os.environ["RANK_ID"] == os.environ.get("FAILING_RANK"):
   time.sleep(1)  # the other ranks have started and printed by then
   sys.exit(4)
+if os.environ["RANK_ID"] == os.environ.get("STOPPED_RANK"):
+  sys.exit(128 + signal.SIGTERM)  # as a rank sent SIGTERM, which stops every rank at one step
 if os.environ.get("FAILING_RANK") is not None:
   signal.signal(signal.SIGTERM, signal.SIG_IGN)  # as a rank waiting in HCCL for the dead one
 time.sleep(0.5 if os.environ.get("FAILING_RANK") is None else 60)
@@ -49,7 +64,7 @@ def stand_in(tmp_path):
 
 @pytest.mark.parametrize("failing_rank", [None, pytest.param("1", marks=pytest.mark.slow)])
 def test_launch_script_runs_each_rank_on_its_table_device(tmp_path, failing_rank):
-  table = write_table(tmp_path / "t.json", [4, 6, 7, 2])
+  table = write_table(tmp_path / "t.json", [4, 6, 7])
   env = dict(PYTHON=sys.executable, RANK_SIZE="3", RANK_TABLE_FILE=table, LOG_DIR=str(tmp_path / "logs"))
   if failing_rank is not None:
     env["FAILING_RANK"] = failing_rank
@@ -66,8 +81,15 @@ def test_launch_script_runs_each_rank_on_its_table_device(tmp_path, failing_rank
     assert 15 <= time.time() - start < 40
 
 
+def test_a_rank_stopped_by_sigterm_is_an_interruption_not_a_failure(tmp_path):
+  env = dict(PYTHON=sys.executable, RANK_SIZE="2", STOPPED_RANK="1", LOG_DIR=str(tmp_path / "logs"),
+             RANK_TABLE_FILE=write_table(tmp_path / "t.json", [0, 1]))
+  code, out, err = run(["bash", LAUNCH, stand_in(tmp_path)], env)
+  assert code == 128 + 15 and "error" not in err, err
+
+
 def test_launch_script_keeps_a_users_timeout_and_warns_of_the_placeholder_table(tmp_path):
-  env = dict(PYTHON=sys.executable, RANK_SIZE="2", HCCL_EXEC_TIMEOUT="1000",
+  env = dict(PYTHON=sys.executable, RANK_SIZE="8", HCCL_EXEC_TIMEOUT="1000",
              LOG_DIR=str(tmp_path / "logs"))
   code, out, err = run(["bash", LAUNCH, stand_in(tmp_path)], env)
   assert code == 0, err
@@ -79,16 +101,18 @@ def test_launch_script_keeps_a_users_timeout_and_warns_of_the_placeholder_table(
 
 
 @pytest.mark.parametrize("env,message", [
-    ({"RANK_SIZE": "4"}, "RANK_SIZE=4 but RANK_TABLE_FILE {table} lists 3 device(s), without rank 3"),
+    ({"RANK_SIZE": "4"}, "RANK_SIZE=4 but RANK_TABLE_FILE {table} lists ranks 0-2"),
+    ({"RANK_SIZE": "2"}, "RANK_SIZE=2 but RANK_TABLE_FILE {table} lists ranks 0-2"),
     ({"RANK_SIZE": "0"}, "RANK_SIZE=0: expected a number of devices, 1 or more"),
     ({"HCCL_EXEC_TIMEOUT": "30"}, "HCCL_EXEC_TIMEOUT=30: expected whole seconds in 68..17340"),
     ({"HCCL_EXEC_TIMEOUT": "1h"}, "HCCL_EXEC_TIMEOUT=1h: expected whole seconds in 68..17340"),
+    ({"HCCL_EXEC_TIMEOUT": "0900"}, "HCCL_EXEC_TIMEOUT=0900: expected whole seconds in 68..17340"),
     ({"RANK_TABLE_FILE": "{tmp}/none.json"}, "RANK_TABLE_FILE {tmp}/none.json: No such file"),
 ])
 def test_launch_script_environment_errors_are_one_line(tmp_path, env, message):
   table = write_table(tmp_path / "t.json", [0, 1, 2])
   fill = lambda text: text.format(table=table, tmp=tmp_path)
-  env = dict({"PYTHON": sys.executable, "RANK_SIZE": "2", "RANK_TABLE_FILE": table},
+  env = dict({"PYTHON": sys.executable, "RANK_SIZE": "3", "RANK_TABLE_FILE": table},
              **{k: fill(v) for k, v in env.items()})
   code, out, err = run(["bash", LAUNCH, stand_in(tmp_path)], env)
   assert (code, out) == (1, "") and err.count("\n") == 1 and err.startswith("error: "), err
