@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-import errors
-from progress import progress
+from tprnn.util import errors
+from tprnn.util.progress import progress
 
 ACTIONS = ("walking", "eating", "smoking", "discussion", "directions",
            "greeting", "phoning", "posing", "purchases", "sitting",

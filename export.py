@@ -18,7 +18,7 @@ forecast.py runs the SavedModel on a file of poses; the frozen graph is what
 Ascend's offline model converter (ATC) takes (see README, Inference).
 """
 
-import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
 import argparse
 import json
@@ -29,14 +29,14 @@ import sys
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import checkpoints
+from tprnn.training import checkpoints
 import data_utils
-import errors
-import experiment
+from tprnn.util import errors
+from tprnn.training import experiment
 import load
 import tprnn_train_human
 import tprnn_train_penn
-import workdir
+from tprnn.training import rundir
 
 SCRIPTS = {"human": tprnn_train_human, "penn": tprnn_train_penn}
 MANIFEST = "forecast.json"
@@ -68,10 +68,10 @@ def parse_args(argv):
 
 def model_flags(args):
   """The run's flags (from flags.json), on the CPU."""
-  recorded = workdir.read_flags(args.experiment_dir)
+  recorded = rundir.read_flags(args.experiment_dir)
   if recorded is None or recorded.get("dataset") not in SCRIPTS:
     raise ExportError("{} holds no {} naming the run's dataset (human or penn)".format(
-        args.experiment_dir, workdir.FLAGS_NAME))
+        args.experiment_dir, rundir.FLAGS_NAME))
   argv = ["--experiment_dir", args.experiment_dir, "--device", "cpu", "--load", str(args.load)]
   if args.data_dir:
     argv += ["--data_dir", args.data_dir]

@@ -12,7 +12,7 @@ The model sees the last frames of the input and forecasts the frames after
 them, written as .npy ([out, 99] or [out, 13, 2]) or text (one frame a line).
 """
 
-import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
 import argparse
 import json
@@ -22,8 +22,8 @@ import sys
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import atomic_file
-import errors
+from tprnn.util import atomic_file
+from tprnn.util import errors
 
 MANIFEST = "forecast.json"
 SAVED_MODEL = "saved_model"

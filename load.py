@@ -10,7 +10,7 @@ import numpy as np
 import scipy.io
 
 from data_utils import DataError
-from progress import progress
+from tprnn.util.progress import progress
 
 NUM_JOINTS = 13
 POSE_SIZE = 2 * NUM_JOINTS

@@ -6,7 +6,7 @@ Generator and names follow the authors' Keras-1 code: Dense layers
 
 import tensorflow.compat.v1 as tf
 
-import tprnn_graph
+from tprnn import prism
 
 LEAKY_ALPHA = 0.3
 PRISM = (2, 2, 1.0)  # the only (tprnn_scale, tprnn_layers, dropout_keep) it has
@@ -20,7 +20,7 @@ def unsupported_prism(scale, layers, dropout_keep):
           "(got {} {} {}); use --model generic".format(scale, layers, dropout_keep))
 
 
-class TPRNNBasicModel(tprnn_graph.PrismModel):
+class TPRNNBasicModel(prism.PrismModel):
   """docs/PROTOCOL.md §4. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
   odd- and even-call phases of the level-2 LSTM `lstm_1`."""
 

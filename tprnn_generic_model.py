@@ -2,12 +2,12 @@
 
 import tensorflow.compat.v1 as tf
 
-import tprnn_graph
+from tprnn import prism
 
 LEAKY_ALPHA = 0.2
 
 
-class TPRNNGenericModel(tprnn_graph.PrismModel):
+class TPRNNGenericModel(prism.PrismModel):
   """Channel c <-> (level l, phase p), c = sum_{i<l} K^i + p; LSTM `lstm_l`
   is shared by the phases of level l. Generator `generator/generator{1,2}`,
   `generator/generator_output` (tf.layers names)."""

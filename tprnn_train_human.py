@@ -5,17 +5,17 @@
   python tprnn_train_human.py --model zero_velocity         # baseline table
 """
 
-import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
 import h5py
 import numpy as np
 
-import atomic_file
+from tprnn.util import atomic_file
 import data_utils
-from errors import run_main
-import experiment
-import kinematics
-import launch
+from tprnn.util.errors import run_main
+from tprnn.training import experiment
+from tprnn.datasets import h36m_skeleton
+from tprnn.parallel import launch
 
 SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
 
@@ -88,7 +88,7 @@ class SrnnTest(object):
   def position_errors(self, predictions):
     """{action: mean per-joint position error in mm [out]} of de-normalised
     predictions {action: [8, out, 99]} (docs/PROTOCOL.md §7)."""
-    return {action: kinematics.position_errors(predictions[action],
+    return {action: h36m_skeleton.position_errors(predictions[action],
                                                self.gt_expmap[action]).mean(axis=0)
             for action in self.actions}
 
@@ -128,7 +128,7 @@ def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):
 def print_position_table(position_errors, target_len):
   print_table(position_errors, target_len, cell=" {0:5.1f} |",
               title="Mean per-joint position error (mm, {} joints, root-relative)".format(
-                  len(kinematics.MOVING_JOINTS)))
+                  len(h36m_skeleton.MOVING_JOINTS)))
 
 
 def error_summaries(mean_errors, target_len):

@@ -5,17 +5,17 @@
   python tprnn_train_penn.py --model zero_velocity          # baseline PCK
 """
 
-import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
+from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
 import collections
 
 import h5py
 import numpy as np
 
-import atomic_file
-import experiment
-from errors import run_main
-import launch
+from tprnn.util import atomic_file
+from tprnn.training import experiment
+from tprnn.util.errors import run_main
+from tprnn.parallel import launch
 import load
 
 PCK_SUMMARY_STEPS = (1, 6, 11, 16)

@@ -25,9 +25,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import animation  # noqa: E402
 
-import atomic_file  # noqa: E402
-import errors  # noqa: E402
-import kinematics  # noqa: E402
+from tprnn.util import atomic_file  # noqa: E402
+from tprnn.util import errors  # noqa: E402
+from tprnn.datasets import h36m_skeleton  # noqa: E402
 import load  # noqa: E402
 
 GT_COLOUR, PRED_COLOUR, OBSERVED_COLOUR = "#1f77b4", "#d62728", "#7f7f7f"
@@ -83,12 +83,12 @@ def h36m_sequence(samples, action, seed):
   observed_key = "expmap/observed/" + name
   observed = read(samples, observed_key) if observed_key in samples else np.zeros((0, 99))
   z_up = [0, 2, 1]  # the skeleton's y axis points up
-  return [kinematics.positions(frames)[..., z_up] for frames in
+  return [h36m_skeleton.positions(frames)[..., z_up] for frames in
           (observed, read(samples, "expmap/gt/" + name), read(samples, "expmap/preds/" + name))]
 
 
 def draw_skeleton(ax, joints, colour):
-  for parent, child in kinematics.BONES:
+  for parent, child in h36m_skeleton.BONES:
     ax.plot(*zip(joints[parent], joints[child]), color=colour, lw=2)
 
 

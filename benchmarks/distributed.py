@@ -22,9 +22,9 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import distributed  # noqa: E402
-import experiment  # noqa: E402
-import launch  # noqa: E402
+from tprnn.parallel import distributed  # noqa: E402
+from tprnn.training import experiment  # noqa: E402
+from tprnn.parallel import launch  # noqa: E402
 import load  # noqa: E402
 import tprnn_train_penn  # noqa: E402
 from step_time import median_ms  # noqa: E402

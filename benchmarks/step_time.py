@@ -20,11 +20,11 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_utils  # noqa: E402
-import devices  # noqa: E402
-import experiment  # noqa: E402
+from tprnn.util import devices  # noqa: E402
+from tprnn.training import experiment  # noqa: E402
 import load  # noqa: E402
 import tprnn_basic_model  # noqa: E402
-import tprnn_graph  # noqa: E402
+from tprnn import prism  # noqa: E402
 import tprnn_train_human  # noqa: E402
 import tprnn_train_penn  # noqa: E402
 
@@ -71,7 +71,7 @@ def basic_model(name, rnn, placement):
   """A graph holding the basic model of configuration `name` with the model
   card's hyperparameters. Returns (graph, model)."""
   input_size, source_len, target_len = CONFIGS[name]
-  config = tprnn_graph.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
+  config = prism.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
                                    2, 2, 1.0, False)
   graph = tf.Graph()
   with graph.as_default():

@@ -44,7 +44,7 @@ fi
 if (( HCCL_EXEC_TIMEOUT % 68 )); then
   echo "warning: HCCL_EXEC_TIMEOUT=$HCCL_EXEC_TIMEOUT is not a multiple of 68: HCCL waits $(( HCCL_EXEC_TIMEOUT / 68 * 68 )) s" >&2
 fi
-devices=$("$python" rank_table.py "$RANK_TABLE_FILE" "$RANK_SIZE") || exit 1
+devices=$("$python" -m tprnn.parallel.rank_table "$RANK_TABLE_FILE" "$RANK_SIZE") || exit 1
 read -r -a device_of <<< "$devices"
 
 # Stops every rank still running: SIGTERM (each stops at its next step, rank 0

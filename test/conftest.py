@@ -39,7 +39,7 @@ def need(path):
 def run_script(module, argv):
   """Runs a training script's main in-process through run_main.
   Returns (exit code, stdout, stderr)."""
-  import errors
+  from tprnn.util import errors
   out, err = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = errors.run_main(module.main, argv)
@@ -88,7 +88,7 @@ def adapter_python(directory, tag, hccl_dir=None):
   need(ascend_adapter.adapter_path(tag))
   python = os.path.join(str(directory), "python_with_npu_bridge")
   with open(python, "w") as f:
-    f.write('#!/bin/sh\ncase "$1" in *rank_table.py) exec "{0}" "$@";; esac  # needs no adapter\n'
+    f.write('#!/bin/sh\ncase "$1" in -m) exec "{0}" "$@";; esac  # needs no adapter\n'
             'exec "{0}" "{1}" "$@"\n'.format(sys.executable, ascend_adapter.__file__))
   os.chmod(python, 0o755)
   env = {ascend_adapter.TAG_ENV: tag, "HCCL_EXEC_TIMEOUT": "136"}  # 2 x 68 s, as HCCL counts

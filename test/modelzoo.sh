@@ -67,8 +67,8 @@ if (( ranks == 1 )); then
 else
   export RANK_SIZE=${RANK_SIZE:-8}
   export RANK_TABLE_FILE=${RANK_TABLE_FILE:-$cur_path/scripts/rank_table_8p.json}
-  if ! table_devices=$("$python" rank_table.py "$RANK_TABLE_FILE" "$RANK_SIZE" 2>/dev/null); then
-    "$python" rank_table.py "$RANK_TABLE_FILE" "$RANK_SIZE" >/dev/null  # says why, in one line
+  if ! table_devices=$("$python" -m tprnn.parallel.rank_table "$RANK_TABLE_FILE" "$RANK_SIZE" 2>/dev/null); then
+    "$python" -m tprnn.parallel.rank_table "$RANK_TABLE_FILE" "$RANK_SIZE" >/dev/null  # says why, in one line
     exit 1
   fi
   read -r -a devices <<< "$table_devices"

@@ -11,8 +11,8 @@ import tensorflow.core.protobuf.config_pb2 as config_pb2
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 import ascend_adapter
-import checkpoints
-import devices
+from tprnn.training import checkpoints
+from tprnn.util import devices
 import tprnn_train_human
 from conftest import TINY, argv_of, checkpoint_dirs, need, run_script, weights
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import checkpoints
-import devices
-import distributed
-import experiment
+from tprnn.training import checkpoints
+from tprnn.util import devices
+from tprnn.parallel import distributed
+from tprnn.training import experiment
 import tprnn_train_human
 from conftest import (HUMAN_SCRIPT as HUMAN, ROOT, TINY, adapter_python, alive, argv_of,
                       checkpoint_dirs, error_lines, losses, run_script, weights, write_rank_table)

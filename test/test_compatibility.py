@@ -36,7 +36,7 @@ def parse(path):
 
 
 def test_project_has_python_files():
-  assert "tprnn_graph.py" in project_files() and "test/test_compatibility.py" in project_files()
+  assert "tprnn/prism.py" in project_files() and "test/test_compatibility.py" in project_files()
 
 
 @pytest.mark.parametrize("path", project_files())

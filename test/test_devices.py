@@ -9,8 +9,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
-import devices
-import experiment
+from tprnn.util import devices
+from tprnn.training import experiment
 import tprnn_train_human
 from conftest import H36M_DIR, need, run_script
 

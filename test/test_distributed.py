@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import checkpoints
-import distributed
-import experiment
-import launch
+from tprnn.training import checkpoints
+from tprnn.parallel import distributed
+from tprnn.training import experiment
+from tprnn.parallel import launch
 import tprnn_train_human
 from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_DIR, PENN_SCRIPT as PENN, TINY,
                       alive, argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need,

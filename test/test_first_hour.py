@@ -13,11 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-import checkpoints
-import experiment
+from tprnn.training import checkpoints
+from tprnn.training import experiment
 import tprnn_train_human
 import tprnn_train_penn
-import workdir
+from tprnn.training import rundir
 from conftest import (HUMAN_SCRIPT, PENN_DIR, PENN_SCRIPT, ROOT, argv_of, need, run_script,
                       write_h36m)
 
@@ -186,6 +186,6 @@ def test_no_python_file_points_outside_the_repository():
 
 def test_recorded_flags_round_trip(tmp_path):
   flags = tprnn_train_human.parse_flags(["--rnn_size", "8", "--action", "eating"])
-  workdir.write_flags(str(tmp_path), experiment.recordable(flags))
+  rundir.write_flags(str(tmp_path), experiment.recordable(flags))
   again = tprnn_train_human.parse_flags(["--experiment_dir", str(tmp_path)])
   assert (again.rnn_size, again.action, again.actions) == (8, "eating", ["eating"])

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import rank_table
+from tprnn.parallel import rank_table
 from conftest import ROOT, run_command as run, write_rank_table as write_table
 
 LAUNCH = os.path.join(ROOT, "scripts", "train_npu_8p.sh")

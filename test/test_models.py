@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 
 import tprnn_basic_model
 import tprnn_generic_model
-import tprnn_graph
+from tprnn import prism
 from conftest import HUMAN_INDEX, PENN_CHECKPOINT, need
 from numpy_reference import basic_forward
 
@@ -16,7 +16,7 @@ UNUSED_PUBLISHED = ("Variable_2", "setup_context_lstm/activity_mt_output_layer/d
 
 
 def config(input_size=26, source=2, target=16, rnn=16, scale=2, layers=2, keep=1.0, fix=False):
-  return tprnn_graph.ModelConfig(input_size, source, target, rnn, 5.0, 0.01, 0.95,
+  return prism.ModelConfig(input_size, source, target, rnn, 5.0, 0.01, 0.95,
                                  scale, layers, keep, fix)
 
 

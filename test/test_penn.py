@@ -11,11 +11,11 @@ import pytest
 import scipy.io
 import tensorflow.compat.v1 as tf
 
-import checkpoints
-import experiment
+from tprnn.training import checkpoints
+from tprnn.training import experiment
 import load
 import tprnn_basic_model
-import tprnn_graph
+from tprnn import prism
 import tprnn_train_penn
 from conftest import PENN_CHECKPOINT, PENN_DIR, need, run_script
 
@@ -96,7 +96,7 @@ def test_zero_velocity_reproduces_spec_pck():
 
 
 def test_chunked_prediction_equals_one_batch():
-  cfg = tprnn_graph.ModelConfig(26, 2, 16, 8, 5.0, 0.01, 0.95, 2, 2, 1.0, False)
+  cfg = prism.ModelConfig(26, 2, 16, 8, 5.0, 0.01, 0.95, 2, 2, 1.0, False)
   graph = tf.Graph()
   with graph.as_default():
     model = tprnn_basic_model.TPRNNBasicModel(cfg)

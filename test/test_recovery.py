@@ -18,9 +18,9 @@ import pytest
 import scipy.io
 import tensorflow.compat.v1 as tf
 
-import checkpoints
+from tprnn.training import checkpoints
 import data_utils
-import devices
+from tprnn.util import devices
 import load
 import tprnn_train_human
 import tprnn_train_penn

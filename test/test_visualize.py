@@ -14,7 +14,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation
 
 import data_utils
-import kinematics
+from tprnn.datasets import h36m_skeleton
 import load
 import tprnn_train_human
 import tprnn_train_penn
@@ -31,11 +31,11 @@ def chained_positions(frame):
   orientation, xyz = [], np.zeros((32, 3))
   for j in range(32):
     local = Rotation.from_rotvec(frame[3 + 3 * j:6 + 3 * j] if j else np.zeros(3))
-    parent = kinematics.PARENTS[j]
+    parent = h36m_skeleton.PARENTS[j]
     if parent < 0:
       orientation.append(local)
       continue
-    xyz[j] = orientation[parent].inv().apply(kinematics.OFFSETS[j]) + xyz[parent]
+    xyz[j] = orientation[parent].inv().apply(h36m_skeleton.OFFSETS[j]) + xyz[parent]
     orientation.append(local * orientation[parent])
   return xyz
 
@@ -44,30 +44,30 @@ def test_forward_kinematics_equals_an_independent_rotation_chain():
   rng = np.random.RandomState(0)
   frames = rng.uniform(-1.5, 1.5, (6, 99))
   expected = np.stack([chained_positions(f) for f in frames])
-  np.testing.assert_allclose(kinematics.positions(frames), expected, atol=1e-9)
-  np.testing.assert_allclose(kinematics.positions(frames.reshape(2, 3, 99)),
+  np.testing.assert_allclose(h36m_skeleton.positions(frames), expected, atol=1e-9)
+  np.testing.assert_allclose(h36m_skeleton.positions(frames.reshape(2, 3, 99)),
                              expected.reshape(2, 3, 32, 3), atol=1e-9)
 
 
 def test_every_bone_keeps_its_length_on_real_frames():
   need(H36M_DIR)
   frames = data_utils.read_sequence(os.path.join(H36M_DIR, "S1", "walking_1.txt"))[::10]
-  xyz = kinematics.positions(frames)  # [T, 32, 3]
+  xyz = h36m_skeleton.positions(frames)  # [T, 32, 3]
   np.testing.assert_allclose(xyz[:, 0], 0.0)  # the root stays at the origin
-  lengths = np.linalg.norm(kinematics.OFFSETS, axis=1)
+  lengths = np.linalg.norm(h36m_skeleton.OFFSETS, axis=1)
   for j in range(1, 32):
-    bone = np.linalg.norm(xyz[:, j] - xyz[:, kinematics.PARENTS[j]], axis=-1)
+    bone = np.linalg.norm(xyz[:, j] - xyz[:, h36m_skeleton.PARENTS[j]], axis=-1)
     np.testing.assert_allclose(bone, lengths[j], atol=1e-6 * max(lengths[j], 1.0), err_msg=str(j))
-  assert np.ptp(xyz[:, kinematics.MOVING_JOINTS], axis=0).max() > 100  # the body does move
+  assert np.ptp(xyz[:, h36m_skeleton.MOVING_JOINTS], axis=0).max() > 100  # the body does move
 
 
 def test_position_error_of_a_perfect_prediction_is_zero():
   rng = np.random.RandomState(1)
   frames = rng.uniform(-1, 1, (3, 10, 99))
-  np.testing.assert_array_equal(kinematics.position_errors(frames, frames), 0.0)
+  np.testing.assert_array_equal(h36m_skeleton.position_errors(frames, frames), 0.0)
   moved = frames.copy()
   moved[..., 3 + 3 * 2] += 0.5  # one knee rotates
-  assert kinematics.position_errors(moved, frames).min() > 0
+  assert h36m_skeleton.position_errors(moved, frames).min() > 0
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_
     position = f["mean_walking_position_error"][()]
     gt = np.stack([f["expmap/gt/walking_{}".format(i)][()] for i in range(8)])
     preds = np.stack([f["expmap/preds/walking_{}".format(i)][()] for i in range(8)])
-  np.testing.assert_allclose(position, kinematics.position_errors(preds, gt).mean(axis=0))
+  np.testing.assert_allclose(position, h36m_skeleton.position_errors(preds, gt).mean(axis=0))
   columns = position[list(data_utils.HORIZON_FRAMES)]
   assert np.all(np.diff(columns) > 0) and columns[0] > 10  # zero-velocity drifts away
   row = [l for l in out.splitlines() if l.startswith("walking ")][-1]

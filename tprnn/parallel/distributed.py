@@ -23,9 +23,9 @@ import threading
 
 import tensorflow.compat.v1 as tf
 
-import devices
-import errors
-import rank_table
+from tprnn.util import devices
+from tprnn.util import errors
+from tprnn.parallel import rank_table
 
 BACKENDS = ("auto", "none", "collective", "npu")
 JOB = "worker"

@@ -15,16 +15,16 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-import checkpoints
-import devices
-import distributed
-import errors
-import signals
-from progress import progress
+from tprnn.training import checkpoints
+from tprnn.util import devices
+from tprnn.parallel import distributed
+from tprnn.util import errors
+from tprnn.util import signals
+from tprnn.util.progress import progress
 import tprnn_basic_model
 import tprnn_generic_model
-import tprnn_graph
-import workdir
+from tprnn import prism
+from tprnn.training import rundir
 
 MODELS = {"basic": tprnn_basic_model.TPRNNBasicModel,
           "generic": tprnn_generic_model.TPRNNGenericModel}
@@ -252,12 +252,12 @@ def apply_recorded_flags(flags, explicit):
   """Takes the run's flags from flags.json in --experiment_dir: what defines
   the model and its directory (an explicit different value is an error) and
   its training settings (an explicit value overrides them)."""
-  recorded = workdir.read_flags(flags.experiment_dir)
+  recorded = rundir.read_flags(flags.experiment_dir)
   if recorded is None:
     if flags.load > 0 or flags.sample:
       raise UsageError("--experiment_dir {} holds no {}: give the run's flags instead, or write "
                        "one (see README, Runs that remember their flags)".format(
-                           flags.experiment_dir, workdir.FLAGS_NAME))
+                           flags.experiment_dir, rundir.FLAGS_NAME))
     return
   for name in MODEL_FLAGS + TRAINING_FLAGS:
     if name not in recorded or not hasattr(flags, name):
@@ -265,7 +265,7 @@ def apply_recorded_flags(flags, explicit):
     if name in explicit and name in MODEL_FLAGS and getattr(flags, name) != recorded[name]:
       raise UsageError("--{} {} conflicts with the run in {} ({} {} in its {}): drop the flag, or "
                        "train a new run".format(name, getattr(flags, name), flags.experiment_dir,
-                                                name, recorded[name], workdir.FLAGS_NAME))
+                                                name, recorded[name], rundir.FLAGS_NAME))
     if name not in explicit:
       setattr(flags, name, recorded[name])
 
@@ -295,7 +295,7 @@ def experiment_dir(flags, dataset_parts, leaf_parts=()):
 
 
 def model_config(flags, input_size, source_seq_len):
-  return tprnn_graph.ModelConfig(
+  return prism.ModelConfig(
       input_size=input_size, source_seq_len=source_seq_len,
       target_seq_len=flags.seq_length_out, rnn_size=flags.rnn_size,
       max_gradient_norm=flags.max_gradient_norm, learning_rate=flags.learning_rate,
@@ -418,7 +418,7 @@ def check_samples_file(path):
 def seed_of_run(flags, directory):
   """--seed, else, when resuming (--load), the seed in the flags.json of the
   run in `directory`, else a new one; printed."""
-  recorded = workdir.read_flags(directory) if flags.load > 0 else None
+  recorded = rundir.read_flags(directory) if flags.load > 0 else None
   return resolve_seed(flags.seed, recorded and recorded.get("seed"))
 
 
@@ -469,9 +469,9 @@ def find_checkpoint(flags, directory):
       raise
     command = "python {} --experiment_dir {} --load {}{}".format(
         flags.prog, elsewhere[0], flags.load, " --sample" if flags.sample else "")
-    if not os.path.exists(os.path.join(elsewhere[0], workdir.FLAGS_NAME)):
+    if not os.path.exists(os.path.join(elsewhere[0], rundir.FLAGS_NAME)):
       command = "its flags, or --experiment_dir {} once it has a {}".format(
-          elsewhere[0], workdir.FLAGS_NAME)
+          elsewhere[0], rundir.FLAGS_NAME)
     raise checkpoints.CheckpointError("{}; checkpoint {} is in {} (run: {})".format(
         e, flags.load, ", ".join(elsewhere), command))
 
@@ -526,10 +526,10 @@ def train(flags, input_size, directory, next_batch, evaluate):
     find_checkpoint(flags, directory)
   if backend.rank != 0:
     return run_training(flags, input_size, directory, next_batch, evaluate, backend, flags.seed)
-  with workdir.locked(directory):
-    workdir.claim_for_training(directory, flags.load > 0, flags.overwrite)
+  with rundir.locked(directory):
+    rundir.claim_for_training(directory, flags.load > 0, flags.overwrite)
     seed = seed_of_run(flags, directory)
-    workdir.write_flags(directory, dict(recordable(flags), seed=seed))
+    rundir.write_flags(directory, dict(recordable(flags), seed=seed))
     return run_training(flags, input_size, directory, next_batch, evaluate, backend, seed)
 
 
@@ -559,7 +559,7 @@ def sample(flags, input_size, source_seq_len, directory, evaluate):
   print_header(flags)
   find_checkpoint(flags, directory)
   backend = distributed.Local(flags.cluster)
-  with workdir.locked(directory):
+  with rundir.locked(directory):
     net = build_model(flags, input_size, source_seq_len, 0, backend)
     with open_session(flags, net.graph, backend) as sess:
       initialize_or_restore(sess, net, directory, flags.load)
@@ -596,9 +596,9 @@ class _Rank0Outputs(object):
     if hasattr(threading, "excepthook"):  # Python >= 3.8
       threading.excepthook = _quiet_summary_thread
     self.sess, self.net, self.directory = sess, net, directory
-    self.train_writer = tf.summary.FileWriter(os.path.join(directory, workdir.LOG_DIR, "train"),
+    self.train_writer = tf.summary.FileWriter(os.path.join(directory, rundir.LOG_DIR, "train"),
                                               sess.graph)
-    self.test_writer = tf.summary.FileWriter(os.path.join(directory, workdir.LOG_DIR, "test"))
+    self.test_writer = tf.summary.FileWriter(os.path.join(directory, rundir.LOG_DIR, "test"))
     self.best = Best()
     self.save_secs = save_secs
     self.last_save = time.time()

@@ -12,7 +12,7 @@ import json
 import re
 import sys
 
-import errors
+from tprnn.util import errors
 
 # RFC 5737 documentation addresses: the shipped example table holds these, never a real server.
 PLACEHOLDER_NETWORK = ipaddress.ip_network("192.0.2.0/24")

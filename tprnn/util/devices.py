@@ -8,7 +8,7 @@ import importlib
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
-import errors
+from tprnn.util import errors
 
 DEVICES = ("auto", "cpu", "gpu", "npu")
 NPU_PRECISION_MODES = ("force_fp16", "allow_mix_precision", "allow_fp32_to_fp16",

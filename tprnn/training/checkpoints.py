@@ -8,7 +8,7 @@ import time
 
 import tensorflow.compat.v1 as tf
 
-import errors
+from tprnn.util import errors
 
 PREFIX = "checkpoint"
 ROLLING_PREFIX = "rolling"

@@ -13,9 +13,9 @@ import sys
 import tempfile
 import time
 
-import atomic_file
-import checkpoints
-import errors
+from tprnn.util import atomic_file
+from tprnn.training import checkpoints
+from tprnn.util import errors
 
 LOCK_NAME = ".lock"
 FLAGS_NAME = "flags.json"

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-import signals
+from tprnn.util import signals
 
 POLL_SECS = 0.2
 STOP_GRACE_SECS = 15  # after a failure, how long the others get to exit on SIGTERM
