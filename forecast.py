@@ -22,12 +22,12 @@ import sys
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from tprnn import datasets
 from tprnn.util import atomic_file
 from tprnn.util import errors
 
 MANIFEST = "forecast.json"
 SAVED_MODEL = "saved_model"
-WIDTHS = {"human": 99, "penn": 26}  # numbers per text line
 
 
 class ForecastError(errors.Error):
@@ -42,7 +42,8 @@ def parse_args(argv):
   p.add_argument("--stride", type=int, default=None,
                  help="use every stride-th input frame (default: 2 for H3.6M's 50 Hz files, 1 "
                       "for Penn)")
-  p.add_argument("--box", default="", help="Penn: x_min,y_min,x_max,y_max of the person, pixels")
+  for name in sorted(datasets.DATASETS):
+    datasets.get(name).add_forecast_args(p)
   return p.parse_args(argv)
 
 
@@ -56,28 +57,23 @@ def read_manifest(model):
 
 
 def read_poses(path, dataset):
-  """[T, 99] (H3.6M) or [T, 13, 2] (Penn) float64 poses of the input file."""
+  """The dataset's float64 frames of the input file ([T, 99] H3.6M, [T, 13, 2] Penn)."""
   if not os.path.isfile(path):
     raise ForecastError("--input {} not found".format(path))
-  width = WIDTHS[dataset]
   try:
-    if path.endswith(".npy"):
-      poses = np.load(path).astype(np.float64)
-    else:
-      poses = np.loadtxt(path, delimiter=",", ndmin=2)
+    poses = np.load(path).astype(np.float64) if path.endswith(".npy") else np.loadtxt(
+        path, delimiter=",", ndmin=2)
   except (ValueError, OSError) as e:
-    raise ForecastError("--input {}: not {} numbers a line ({})".format(
-        path, width, str(e).splitlines()[0]))
-  if dataset == "penn" and poses.ndim == 2 and poses.shape[1] == width:
-    poses = np.stack([poses[:, :13], poses[:, 13:]], axis=2)  # x..., y... -> [T, 13, 2]
-  expected = (99,) if dataset == "human" else (13, 2)
-  if poses.shape[1:] != expected:
-    raise ForecastError("--input {}: frames of shape {}, expected {} ({} numbers a line)".format(
-        path, list(poses.shape[1:]), list(expected), width))
-  bad = np.flatnonzero(~np.isfinite(poses.reshape(len(poses), -1)).all(axis=1))
+    raise ForecastError("--input {}: not {} ({})".format(
+        path, dataset.FORECAST_INPUT, str(e).splitlines()[0]))
+  frames = dataset.forecast_frames(poses)
+  if frames is None:
+    raise ForecastError("--input {}: frames of shape {}, expected {}".format(
+        path, list(poses.shape[1:]), dataset.FORECAST_INPUT))
+  bad = np.flatnonzero(~np.isfinite(frames.reshape(len(frames), -1)).all(axis=1))
   if len(bad):
     raise ForecastError("--input {}: frame {} holds a non-finite value".format(path, bad[0] + 1))
-  return poses
+  return frames
 
 
 def observed_window(poses, stride, frames, path):
@@ -87,20 +83,6 @@ def observed_window(poses, stride, frames, path):
     raise ForecastError("--input {}: {} frames at stride {} give {}, the model observes {}".format(
         path, len(poses), stride, len(strided), frames))
   return strided[len(strided) - frames:]
-
-
-def penn_box(box, observed):
-  """(centre [2], side L) of the --box, or of the observed joints."""
-  if box:
-    try:
-      x0, y0, x1, y1 = (float(v) for v in box.split(","))
-    except ValueError:
-      raise ForecastError("--box {}: expected x_min,y_min,x_max,y_max".format(box))
-  else:
-    (x0, y0), (x1, y1) = observed.reshape(-1, 2).min(axis=0), observed.reshape(-1, 2).max(axis=0)
-  if not (x1 >= x0 and y1 >= y0):
-    raise ForecastError("--box {}: the maximum is below the minimum".format(box))
-  return np.array([(x0 + x1) / 2, (y0 + y1) / 2]), max(x1 - x0, y1 - y0) + 1e-8
 
 
 def predict(model, feeds):
@@ -114,21 +96,19 @@ def predict(model, feeds):
                     {signature.inputs[k].name: v for k, v in feeds.items()})
 
 
-def write_forecast(path, forecast):
+def write_forecast(path, forecast, dataset):
   with atomic_file.atomic_output(path) as tmp:
     if path.endswith(".npy"):
       np.save(tmp, forecast)
     else:
-      flat = forecast.reshape(len(forecast), -1) if forecast.ndim == 2 else np.concatenate(
-          [forecast[..., 0], forecast[..., 1]], axis=1)  # Penn: x..., y...
-      np.savetxt(tmp, flat, delimiter=",", fmt="%.8g")
+      np.savetxt(tmp, dataset.forecast_rows(forecast), delimiter=",", fmt="%.8g")
 
 
 def main(argv):
   args = parse_args(argv)
   info = read_manifest(args.model)
-  dataset = info["dataset"]
-  stride = args.stride or (2 if dataset == "human" else 1)
+  dataset = datasets.get(info["dataset"])
+  stride = args.stride or dataset.FORECAST_STRIDE
   if stride < 1:
     raise ForecastError("--stride must be at least 1, got {}".format(stride))
   folder = os.path.dirname(os.path.abspath(args.output))
@@ -136,13 +116,8 @@ def main(argv):
     raise ForecastError("--output {}: directory {} does not exist".format(args.output, folder))
   observed = observed_window(read_poses(args.input, dataset), stride, info["observed_frames"],
                              args.input)
-  feeds = {"observed": observed[None].astype(np.float32)}
-  if dataset == "penn":
-    centre, size = penn_box(args.box, observed)
-    feeds.update(box_centre=centre[None].astype(np.float32),
-                 box_size=np.array([size], np.float32))
-  forecast = predict(args.model, feeds)[0]
-  write_forecast(args.output, forecast)
+  forecast = predict(args.model, dataset.forecast_feeds(observed, args))[0]
+  write_forecast(args.output, forecast, dataset)
   print("Wrote {}: {} frames forecast after the last of {} observed".format(
       args.output, len(forecast), len(observed)))
   return 0

@@ -24,11 +24,11 @@ class TPRNNBasicModel(prism.PrismModel):
   """docs/PROTOCOL.md §4. Channel 0 = level-1 LSTM `lstm_0`; channels 1 and 2 are the
   odd- and even-call phases of the level-2 LSTM `lstm_1`."""
 
-  def __init__(self, config, wrap_optimizer=None):
+  def __init__(self, config):
     message = unsupported_prism(config.tprnn_scale, config.tprnn_layers, config.dropout_keep)
     if message:
       raise ValueError(message)
-    super(TPRNNBasicModel, self).__init__(config, wrap_optimizer)
+    super(TPRNNBasicModel, self).__init__(config)
 
   def generator_contexts(self, call, contexts):
     """[level-1 context, the level-2 phase that updated on the last call]."""

@@ -22,8 +22,9 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tprnn.parallel import distributed  # noqa: E402
-from tprnn.training import experiment  # noqa: E402
+from tprnn.parallel import backends  # noqa: E402
+from tprnn.training import graph  # noqa: E402
+from tprnn.training import run  # noqa: E402
 from tprnn.parallel import launch  # noqa: E402
 import load  # noqa: E402
 import tprnn_train_penn  # noqa: E402
@@ -54,27 +55,29 @@ def model_flags(args, batch_size, hosts=""):
           "--device", "cpu"]
   if hosts:
     argv += ["--worker_hosts", hosts, "--task_index", str(args.task_index)]
-  return tprnn_train_penn.parse_flags(argv)
+  return run.with_runtime(tprnn_train_penn.parse_flags(argv))
 
 
 def time_training(args, batch_size, hosts=""):
   """Median ms of a training step of this worker (batch_size sequences), and
   with several workers the fused and per-tensor all-reduce of its gradients."""
   flags = model_flags(args, batch_size, hosts)
-  backend = distributed.make(flags.cluster, flags.placement)
-  net = experiment.build_model(flags, load.POSE_SIZE, flags.seq_length_in, 1, backend)
+  backend = backends.make(flags.cluster, flags.placement)
+  net = graph.build_model(flags, load.POSE_SIZE, flags.seq_length_in, 1, backend)
   with net.graph.as_default(), tf.device(backend.device()):
     params = [tf.zeros(v.shape) for v in tf.trainable_variables()]
-    fused = backend.mean(params, ALL_REDUCE_KEYS)
-    per_tensor = [backend.mean([p], ALL_REDUCE_KEYS + 1 + i) for i, p in enumerate(params)]
+    if backend.size > 1:  # the collective backend's all-reduce, fused and per tensor
+      fused = backend.all_reduce_mean(params, ALL_REDUCE_KEYS)
+      per_tensor = [backend.all_reduce_mean([p], ALL_REDUCE_KEYS + 1 + i)
+                    for i, p in enumerate(params)]
   rng = np.random.RandomState(0)
   feeds = [rng.normal(0, 0.5, (batch_size, n, load.POSE_SIZE)).astype(np.float32)
            for n in (flags.seq_length_in - 1, flags.seq_length_out, flags.seq_length_out)]
-  with experiment.open_session(flags, net.graph, backend) as sess:
+  with graph.open_session(flags.placement, net.graph, backend) as sess:
     sess.run(tf.variables_initializer(net.graph.get_collection("variables")))
     if net.broadcast is not None:
       backend.run(sess, net.broadcast)
-    feed = experiment.feed_dict(net.model, *feeds)
+    feed = graph.feed_dict(net.model, *feeds)
     result = {"step_ms": median_ms(lambda: backend.run(sess, net.step, feed), args.steps, args.warmup),
               "parameters": int(sum(np.prod(p.shape.as_list()) for p in params))}
     if backend.size > 1:

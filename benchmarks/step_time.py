@@ -20,13 +20,16 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_utils  # noqa: E402
-from tprnn.util import devices  # noqa: E402
-from tprnn.training import experiment  # noqa: E402
 import load  # noqa: E402
-import tprnn_basic_model  # noqa: E402
+from tprnn import gradients  # noqa: E402
 from tprnn import prism  # noqa: E402
-import tprnn_train_human  # noqa: E402
-import tprnn_train_penn  # noqa: E402
+from tprnn.evaluation import pck  # noqa: E402
+from tprnn.evaluation import srnn  # noqa: E402
+from tprnn.parallel import cluster  # noqa: E402
+from tprnn.parallel.base import OneProcess  # noqa: E402
+from tprnn.training.graph import feed_dict, predictor  # noqa: E402
+from tprnn.util import devices  # noqa: E402
+import tprnn_basic_model  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
 AUTHORS_META = os.path.join(SHARED, "reference", "published_checkpoints", "penn",
@@ -69,25 +72,27 @@ def median_ms(run, steps, warmup):
 
 def basic_model(name, rnn, placement):
   """A graph holding the basic model of configuration `name` with the model
-  card's hyperparameters. Returns (graph, model)."""
+  card's hyperparameters. Returns (graph, model, its update op)."""
   input_size, source_len, target_len = CONFIGS[name]
   config = prism.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
                                    2, 2, 1.0, False)
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(0)
-    model = tprnn_basic_model.TPRNNBasicModel(config, devices.optimizer_wrapper(placement))
-  return graph, model
+    model = tprnn_basic_model.TPRNNBasicModel(config)
+    update = gradients.training_op(model, OneProcess(cluster.ONE_PROCESS),
+                                   devices.loss_scaling(placement))
+  return graph, model, update
 
 
 def time_ours(name, precision, rnn, batch, steps, warmup):
   placement = devices.resolve("cpu", PRECISIONS[precision]["mixed_precision"], "force_fp16",
                               PRECISIONS[precision]["xla"])
-  graph, model = basic_model(name, rnn, placement)
-  feed = experiment.feed_dict(model, *random_feeds(*CONFIGS[name], batch=batch))
+  graph, model, update = basic_model(name, rnn, placement)
+  feed = feed_dict(model, *random_feeds(*CONFIGS[name], batch=batch))
   with tf.Session(graph=graph, config=devices.session_config(placement)) as sess:
     sess.run(tf.global_variables_initializer())
-    return median_ms(lambda: sess.run(model.train_op, feed), steps, warmup), placement.precision
+    return median_ms(lambda: sess.run(update, feed), steps, warmup), placement.precision
 
 
 def time_authors(rnn, batch, steps, warmup, bf16=False):
@@ -128,12 +133,12 @@ def time_evaluation(rnn, quick):
 
   fp32 = devices.Placement("cpu", "fp32", False, None)
   for name in ("h36m", "penn"):
-    graph, model = basic_model(name, rnn, fp32)
+    graph, model, _ = basic_model(name, rnn, fp32)
     with tf.Session(graph=graph, config=devices.session_config(fp32)) as sess:
       sess.run(tf.global_variables_initializer())
-      predict = experiment.predictor(sess, model)
+      predict = predictor(sess, model)
       if name == "h36m":
-        srnn = tprnn_train_human.SrnnTest(data, actions, *CONFIGS[name][1:])
+        srnn = srnn.SrnnTest(data, actions, *CONFIGS[name][1:])
         srnn.evaluate(predict, "gt")  # warm-up
         start = time.perf_counter()
         srnn.evaluate(predict, "gt")
@@ -141,12 +146,12 @@ def time_evaluation(rnn, quick):
                         time.perf_counter() - start, 8 * len(actions)))
       else:
         count = 4096 if quick else len(val.poses)
-        part = tprnn_train_penn.validation_set(
+        part = pck.validation_set(
             load.Sequences(*(field[:count] for field in val)), encoder_length=1)
         predict(*(feed[:64] for feed in part.feeds))  # warm-up
         start = time.perf_counter()
         predictions, _ = predict(*part.feeds)
-        tprnn_train_penn.pck_metrics(predictions, part.feeds[2], part.visibilities)
+        pck.pck_metrics(predictions, part.feeds[2], part.visibilities)
         results.append(("Penn validation pass ({} of {} sequences)".format(count, len(val.poses)),
                         time.perf_counter() - start, count))
   return results

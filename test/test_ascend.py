@@ -13,6 +13,7 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 import ascend_adapter
 from tprnn.training import checkpoints
 from tprnn.util import devices
+from tprnn.training import run
 import tprnn_train_human
 from conftest import TINY, argv_of, checkpoint_dirs, need, run_script, weights
 
@@ -38,7 +39,7 @@ def adapter_function(tag, module, name):
 
 
 def flags_of(argv):
-  return tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv)
+  return run.with_runtime(tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv))
 
 
 @pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)

@@ -17,8 +17,10 @@ import tensorflow.compat.v1 as tf
 
 from tprnn.training import checkpoints
 from tprnn.util import devices
-from tprnn.parallel import distributed
-from tprnn.training import experiment
+from tprnn.parallel import backends
+from tprnn.parallel import cluster
+from tprnn.training import graph
+from tprnn.training import run
 import tprnn_train_human
 from conftest import (HUMAN_SCRIPT as HUMAN, ROOT, TINY, adapter_python, alive, argv_of,
                       checkpoint_dirs, error_lines, losses, run_script, weights, write_rank_table)
@@ -51,10 +53,10 @@ def test_hccl_wiring_of_the_adapters_optimizers(adapter, monkeypatch, tmp_path, 
   RANK_SIZE), the float status once in fp16 modes, the step's loss and requests, and the barrier of
   on_rank0; every variable and the seed are broadcast from rank 0."""
   npu_env(monkeypatch, tmp_path)
-  flags = tprnn_train_human.parse_flags(["--rnn_size", "4", "--precision_mode", mode])
-  assert flags.cluster == distributed.Cluster("npu", 1, 2, [], distributed.DEFAULT_TIMEOUT_S, "1")
-  net = experiment.build_model(flags, 54, 5, seed=0,
-                               backend=distributed.make(flags.cluster, flags.placement))
+  flags = run.with_runtime(tprnn_train_human.parse_flags(["--rnn_size", "4", "--precision_mode", mode]))
+  assert flags.cluster == cluster.Cluster("npu", 1, 2, [], cluster.DEFAULT_TIMEOUT_S, "1")
+  net = graph.build_model(flags, 54, 5, seed=0,
+                          backend=backends.make(flags.cluster, flags.placement))
   with net.graph.as_default():
     trainable, variables = tf.trainable_variables(), tf.global_variables()
   built = adapter.stub_ops.built

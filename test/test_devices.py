@@ -10,13 +10,14 @@ import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 from tprnn.util import devices
-from tprnn.training import experiment
+from tprnn.training import graph
+from tprnn.training import run
 import tprnn_train_human
 from conftest import H36M_DIR, need, run_script
 
 
 def human_flags(argv):
-  return tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv)
+  return run.with_runtime(tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv))
 
 
 def test_npu_without_npu_bridge_is_one_line_error():
@@ -42,21 +43,21 @@ def test_gpu_mixed_precision_config_and_loss_scale():
   placement = devices.Placement("gpu", "fp16", False, None)
   config = devices.session_config(placement)
   assert config.graph_options.rewrite_options.auto_mixed_precision == RewriterConfig.ON
-  wrapped = devices.optimizer_wrapper(placement)(tf.train.GradientDescentOptimizer(0.1))
+  wrapped = devices.loss_scaling(placement)(tf.train.GradientDescentOptimizer(0.1))
   assert isinstance(wrapped, tf.train.experimental.MixedPrecisionLossScaleOptimizer)
 
 
 def train_steps(argv, steps=4):
   """Losses and predictions of a few training steps on fixed random feeds."""
   flags = human_flags(["--rnn_size", "16", "--seq_length_in", "6", "--seq_length_out", "5"] + argv)
-  graph, model = experiment.build_model(flags, 54, 6, seed=1)[:2]
+  net = graph.build_model(flags, 54, 6, seed=1)
   rng = np.random.RandomState(0)
   feeds = [rng.normal(size=(8, n, 54)).astype(np.float32) for n in (5, 5, 5)]
-  with tf.Session(graph=graph, config=devices.session_config(flags.placement)) as sess:
+  with tf.Session(graph=net.graph, config=devices.session_config(flags.placement)) as sess:
     sess.run(tf.global_variables_initializer())
-    losses = [sess.run([model.train_op, model.loss], experiment.feed_dict(model, *feeds))[1]
-              for _ in range(steps)]
-    return np.array(losses), sess.run(model.outputs, experiment.feed_dict(model, *feeds))
+    feed = graph.feed_dict(net.model, *feeds)
+    losses = [sess.run(net.step[:2], feed)[1] for _ in range(steps)]
+    return np.array(losses), sess.run(net.model.outputs, feed)
 
 
 def test_xla_gives_fp32_numbers():
@@ -100,13 +101,12 @@ def test_fp16_loss_scaling_composes_with_gathered_gradients():
   the updated weights equal the unwrapped step's."""
   def one_step(placement):
     flags = human_flags(["--rnn_size", "8", "--seq_length_in", "5", "--seq_length_out", "4"])
-    flags.placement = placement
-    graph, model = experiment.build_model(flags, 54, 5, seed=4)[:2]
+    net = graph.build_model(flags.replace(placement=placement), 54, 5, seed=4)
     feeds = [np.random.RandomState(1).normal(size=(3, n, 54)).astype(np.float32) for n in (4, 4, 4)]
-    with tf.Session(graph=graph) as sess:
+    with tf.Session(graph=net.graph) as sess:
       sess.run(tf.global_variables_initializer())
-      sess.run(model.train_op, experiment.feed_dict(model, *feeds))
-      with graph.as_default():
+      sess.run(net.step[0], graph.feed_dict(net.model, *feeds))
+      with net.graph.as_default():
         return {v.op.name: sess.run(v) for v in tf.trainable_variables()}
   plain = one_step(devices.Placement("cpu", "fp32", False, None))
   scaled = one_step(devices.Placement("gpu", "fp16", False, None))

@@ -16,8 +16,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from tprnn.training import checkpoints
-from tprnn.parallel import distributed
-from tprnn.training import experiment
+from tprnn.parallel import backends
+from tprnn.training import graph
+from tprnn.training import run
 from tprnn.parallel import launch
 import tprnn_train_human
 from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_DIR, PENN_SCRIPT as PENN, TINY,
@@ -63,12 +64,12 @@ def test_broadcast_gives_every_worker_rank0_weights_and_seed():
 
   def worker(rank):
     try:
-      flags = tprnn_train_human.parse_flags(argv_of(dict(
+      flags = run.with_runtime(tprnn_train_human.parse_flags(argv_of(dict(
           {k: v for k, v in TINY.items() if rank == 0 or k != "--seed"}, **{
-              "--worker_hosts": ",".join(hosts), "--task_index": str(rank), "--device": "cpu"})))
-      backend = distributed.make(flags.cluster, flags.placement)
-      net = experiment.build_model(flags, 54, 10, seed=100 + rank, backend=backend)
-      with experiment.open_session(flags, net.graph, backend) as sess:
+              "--worker_hosts": ",".join(hosts), "--task_index": str(rank), "--device": "cpu"}))))
+      backend = backends.make(flags.cluster, flags.placement)
+      net = graph.build_model(flags, 54, 10, seed=100 + rank, backend=backend)
+      with graph.open_session(flags.placement, net.graph, backend) as sess:
         sess.run(tf.variables_initializer(net.graph.get_collection("variables")))
         net.model.global_step.load(10 * rank + 3, sess)
         before = sess.run(net.graph.get_collection("variables"))

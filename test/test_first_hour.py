@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tprnn.training import checkpoints
-from tprnn.training import experiment
+from tprnn.evaluation import pck
 import tprnn_train_human
 import tprnn_train_penn
 from tprnn.training import rundir
@@ -152,19 +152,19 @@ def test_penn_validation_pass_shows_progress_lines_in_a_log_file(tmp_path):
 
 def test_penn_evaluation_subset_is_fixed_and_a_subset():
   n = 1000
-  val = tprnn_train_penn.ValidationSet(
+  val = pck.ValidationSet(
       tuple(np.arange(n * k).reshape(n, k) for k in (1, 2, 3)),
       np.arange(n * 13).reshape(n, 13), np.arange(n, dtype=float), np.arange(n * 26).reshape(n, 1, 26),
       np.arange(n), np.arange(n * 17).reshape(n, 17), np.arange(n * 2).reshape(n, 2))
-  sub = tprnn_train_penn.validation_subset(val, 100)
-  again = tprnn_train_penn.validation_subset(val, 100)
+  sub = pck.validation_subset(val, 100)
+  again = pck.validation_subset(val, 100)
   rows = sub.bounding_box_length.astype(int)
   assert len(rows) == 100 == len(set(rows)) and list(rows) == sorted(rows)
   np.testing.assert_array_equal(again.bounding_box_length, sub.bounding_box_length)
   for feed, whole in zip(sub.feeds + tuple(sub[1:]), val.feeds + tuple(val[1:])):
     np.testing.assert_array_equal(feed, whole[rows])
-  assert tprnn_train_penn.validation_subset(val, 0) is val
-  assert tprnn_train_penn.validation_subset(val, 5000) is val
+  assert pck.validation_subset(val, 0) is val
+  assert pck.validation_subset(val, 5000) is val
 
 
 def test_penn_help_shows_real_defaults(capsys):
@@ -186,6 +186,6 @@ def test_no_python_file_points_outside_the_repository():
 
 def test_recorded_flags_round_trip(tmp_path):
   flags = tprnn_train_human.parse_flags(["--rnn_size", "8", "--action", "eating"])
-  rundir.write_flags(str(tmp_path), experiment.recordable(flags))
+  rundir.write_flags(str(tmp_path), rundir.recordable(flags, 7))
   again = tprnn_train_human.parse_flags(["--experiment_dir", str(tmp_path)])
   assert (again.rnn_size, again.action, again.actions) == (8, "eating", ["eating"])

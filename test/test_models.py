@@ -7,7 +7,10 @@ import tensorflow.compat.v1 as tf
 
 import tprnn_basic_model
 import tprnn_generic_model
+from tprnn import gradients
 from tprnn import prism
+from tprnn.parallel import cluster
+from tprnn.parallel.base import OneProcess
 from conftest import HUMAN_INDEX, PENN_CHECKPOINT, need
 from numpy_reference import basic_forward
 
@@ -216,13 +219,15 @@ def test_generic_dropout_only_in_training():
 
 def test_training_step_updates_learning_rate_and_global_step():
   graph, model = build(tprnn_basic_model.TPRNNBasicModel, config(input_size=4, source=3, target=3, rnn=6))
+  with graph.as_default():
+    update = gradients.training_op(model, OneProcess(cluster.ONE_PROCESS), lambda opt: opt)
   enc, dec_in, dec_out = feeds(np.random.RandomState(2), 2, model.config)
   with tf.Session(graph=graph) as sess:
     sess.run(tf.global_variables_initializer())
     feed = {model.encoder_inputs: enc, model.decoder_inputs: dec_in, model.decoder_outputs: dec_out}
     before = sess.run(model.loss, feed)
     for _ in range(3):
-      sess.run(model.train_op, feed)
+      sess.run(update, feed)
     sess.run(model.learning_rate_decay_op)
     assert sess.run(model.global_step) == 3
     assert sess.run(model.learning_rate) == pytest.approx(0.01 * 0.95)

@@ -12,7 +12,7 @@ import scipy.io
 import tensorflow.compat.v1 as tf
 
 from tprnn.training import checkpoints
-from tprnn.training import experiment
+from tprnn.training.graph import predict
 import load
 import tprnn_basic_model
 from tprnn import prism
@@ -104,8 +104,8 @@ def test_chunked_prediction_equals_one_batch():
   feeds = [rng.normal(size=(23, n, 26)).astype(np.float32) for n in (1, 16, 16)]
   with tf.Session(graph=graph) as sess:
     sess.run(tf.global_variables_initializer())
-    whole, whole_loss = experiment.predict(sess, model, *feeds, chunk_size=1000)
-    chunked, chunked_loss = experiment.predict(sess, model, *feeds, chunk_size=5)
+    whole, whole_loss = predict(sess, model, *feeds, chunk_size=1000)
+    chunked, chunked_loss = predict(sess, model, *feeds, chunk_size=5)
   np.testing.assert_allclose(chunked, whole, atol=1e-6)
   assert chunked_loss == pytest.approx(whole_loss, rel=1e-6)
 

@@ -126,7 +126,7 @@ def test_comparison_plot_has_one_line_per_file(zero_velocity_walking, tmp_path):
       dst.create_dataset(key, data=src[key][()] * 0.5)
   found = visualize.curves([path, other, path], ["zero_velocity", "half", "again"])
   assert sorted(found) == ["euler", "position"]
-  figure = visualize.comparison_figure("position", found["position"])
+  figure = visualize.comparison_figure(*found["position"][:1], "position", found["position"][1])
   (ax,) = figure.axes
   assert [l.get_label() for l in ax.get_lines()] == ["zero_velocity", "half", "again"]
   np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 0.5 * ax.get_lines()[0].get_ydata())

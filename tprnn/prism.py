@@ -1,5 +1,6 @@
 """Graph pieces shared by the basic and generic TP-RNN models: the LSTM cell,
-the roll-out over encoder frames and own predictions, and the training ops.
+the roll-out over encoder frames and own predictions, and the gradients of
+its weights (the update op is built by tprnn.training.gradients).
 
 Layers are built from `get_variable` + `matmul` (not `tf.nn.rnn_cell` or
 `tf.layers`, which Keras 3 removed) under the variable scopes of the original,
@@ -108,14 +109,13 @@ class PrismModel(object):
   Subclasses define the generator, which contexts it reads, the LSTM input
   dropout and the optimiser. Placeholders: encoder_inputs [N, in-1, P],
   decoder_inputs [N, out, P], decoder_outputs [N, out, P]; the output
-  `outputs` is [N, out, P] and `loss` the mean squared error. Inside the
+  `outputs` is [N, out, P] and `loss` the mean squared error; make_optimizer
+  and gradients serve tprnn.training.gradients. Inside the
   roll-out, poses, contexts and states are feature-major, [features, N].
   """
 
-  def __init__(self, config, wrap_optimizer=None):
-    """wrap_optimizer: optional function adding loss scaling to the optimizer."""
+  def __init__(self, config):
     self.config = config
-    self.wrap_optimizer = wrap_optimizer or (lambda opt: opt)
     self.scale, self.layers = config.tprnn_scale, config.tprnn_layers
     self.channels = prism_channels(self.scale, self.layers)
     self.learning_rate = tf.Variable(float(config.learning_rate), trainable=False,
@@ -129,7 +129,6 @@ class PrismModel(object):
     self.outputs = self._rollout()
     with tf.name_scope("loss_angles"):
       self.loss = tf.reduce_mean(tf.square(self.decoder_outputs - self.outputs))
-    self.train_op = self._build_training()
 
   def _build_inputs(self):
     c = self.config
@@ -240,16 +239,3 @@ class PrismModel(object):
       grads[p.kernel.op.name], grads[p.bias.op.name] = p.weight_gradients(
           [next(output_grads) for _ in p.outputs])
     return [grads[v.op.name] for v in params]
-
-  def _build_training(self):
-    """The clipped-gradient update op."""
-    params = tf.trainable_variables()
-    optimizer = self.make_optimizer()
-    # Loss-scaling wrappers call the inner optimizer's compute_gradients with
-    # their scaled loss, so the gathered gradients serve every precision.
-    optimizer.compute_gradients = lambda loss, var_list, **unused: list(
-        zip(self.gradients(loss, var_list), var_list))
-    optimizer = self.wrap_optimizer(optimizer)
-    gradients = [g for g, _ in optimizer.compute_gradients(self.loss, params)]
-    clipped, _ = tf.clip_by_global_norm(gradients, self.config.max_gradient_norm)
-    return optimizer.apply_gradients(list(zip(clipped, params)), global_step=self.global_step)

@@ -1,7 +1,8 @@
-"""The experiment directory a run writes into: one run at a time (an exclusive
-lock the operating system drops when its holder dies, so a stale lock never
-blocks), checked writable before training starts, never reused by a fresh
-run unless asked (--overwrite), and the flags of the run that wrote it."""
+"""The experiment directory a run writes into: its name, one run at a time
+(an exclusive lock the operating system drops when its holder dies, so a
+stale lock never blocks), checked writable before training starts, never
+reused by a fresh run unless asked (--overwrite), the flags of the run that
+wrote it and its normalisation statistics, and the checkpoint --load names."""
 
 import contextlib
 import fcntl
@@ -9,17 +10,23 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 
+import numpy as np
+
 from tprnn.util import atomic_file
+from tprnn import config
 from tprnn.training import checkpoints
 from tprnn.util import errors
 
 LOCK_NAME = ".lock"
-FLAGS_NAME = "flags.json"
+FLAGS_NAME = config.FLAGS_NAME
+NORMALISATION_NAME = "normalisation.npz"
 LOG_DIR = "log"
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class DirectoryError(errors.Error):
@@ -79,6 +86,24 @@ def check_writable(directory):
         directory, e.strerror or e))
 
 
+def experiment_dir(flags, dataset_parts, leaf_parts=()):
+  """--experiment_dir, else the original's layout: train_dir/<dataset parts>/
+  out_O/iterations_I/rnn_size_R/lr_L/tprnn_scale_K/tprnn_layers_M/
+  dropout_keep_D/<basic|generic>/<leaf parts>."""
+  if flags.experiment_dir:
+    return os.path.normpath(flags.experiment_dir)
+  parts = [flags.train_dir] + list(dataset_parts) + [
+      "out_{}".format(flags.seq_length_out),
+      "iterations_{}".format(flags.iterations),
+      "rnn_size_{}".format(flags.rnn_size),
+      "lr_{}".format(flags.learning_rate),
+      "tprnn_scale_{}".format(flags.tprnn_scale),
+      "tprnn_layers_{}".format(flags.tprnn_layers),
+      "dropout_keep_{}".format(flags.dropout_keep),
+      "basic" if flags.model == "basic" else "generic"]  # as the original names them
+  return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
+
+
 def claim_for_training(directory, resume, overwrite):
   """A fresh run (no --load) refuses a directory holding checkpoints unless
   `overwrite`, which deletes them and the summaries first."""
@@ -92,7 +117,8 @@ def claim_for_training(directory, resume, overwrite):
                              directory, checkpoints.present(directory), max(held)))
   print("--overwrite: deleting the checkpoints and summaries in {}".format(directory))
   for name in os.listdir(directory):
-    if name.startswith((checkpoints.PREFIX, checkpoints.ROLLING_PREFIX)) or name == FLAGS_NAME:
+    if (name.startswith((checkpoints.PREFIX, checkpoints.ROLLING_PREFIX))
+        or name in (FLAGS_NAME, NORMALISATION_NAME)):
       os.remove(os.path.join(directory, name))
   shutil.rmtree(os.path.join(directory, LOG_DIR), ignore_errors=True)
 
@@ -118,3 +144,78 @@ def read_flags(directory):
       return json.load(f)
   except (OSError, ValueError) as e:
     raise DirectoryError("cannot read {}: {}".format(path, e))
+
+
+def recordable(flags, seed):
+  """The flags as plain values, the seed and the code's version, for flags.json."""
+  values = {k: v for k, v in sorted(vars(flags).items())
+            if isinstance(v, (str, int, float, bool, type(None), list))}
+  return dict(values, seed=seed, code_version=code_version())
+
+
+def code_version():
+  """The git commit of this code ('+' if modified), or 'unknown'."""
+  try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            universal_newlines=True, timeout=10)
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=10)
+  except (OSError, subprocess.SubprocessError):
+    return "unknown"
+  if commit.returncode != 0:
+    return "unknown"
+  return commit.stdout.strip() + ("+" if changed.stdout.strip() else "")
+
+
+def write_normalisation(directory, stats):
+  """normalisation.npz: the arrays {name: array} a dataset normalises with."""
+  path = os.path.join(directory, NORMALISATION_NAME)
+  try:
+    with atomic_file.atomic_output(path) as tmp:
+      with open(tmp, "wb") as f:
+        np.savez(f, **stats)
+  except OSError as e:
+    raise DirectoryError("cannot write {}: {}".format(path, e.strerror or e))
+
+
+def read_normalisation(directory):
+  """{name: array} of normalisation.npz, or None where there is none (runs
+  older than it, the authors' checkpoints)."""
+  path = os.path.join(directory, NORMALISATION_NAME)
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as f:
+      return {name: f[name] for name in f.files}
+  except (OSError, ValueError) as e:
+    raise DirectoryError("cannot read {}: {}".format(path, e))
+
+
+def find_checkpoint(flags, directory):
+  """The path of checkpoint --load of `directory`; when it is elsewhere under
+  --train_dir, the error names the command that would load it."""
+  try:
+    return checkpoints.find(directory, flags.load)
+  except checkpoints.CheckpointError as e:
+    elsewhere = [d for d in holders_of(flags.train_dir, flags.load) if d != directory]
+    if not elsewhere:
+      raise
+    command = "python {} --experiment_dir {} --load {}{}".format(
+        flags.prog, elsewhere[0], flags.load, " --sample" if flags.sample else "")
+    if not os.path.exists(os.path.join(elsewhere[0], FLAGS_NAME)):
+      command = "its flags, or --experiment_dir {} once it has a {}".format(
+          elsewhere[0], FLAGS_NAME)
+    raise checkpoints.CheckpointError("{}; checkpoint {} is in {} (run: {})".format(
+        e, flags.load, ", ".join(elsewhere), command))
+
+
+def holders_of(train_dir, step):
+  """The directories under `train_dir` holding checkpoint-`step` (or rolling-)."""
+  found = []
+  for root, _, files in os.walk(train_dir):
+    if any(f in files for f in ("{}-{}.index".format(p, step)
+                                for p in (checkpoints.PREFIX, checkpoints.ROLLING_PREFIX))):
+      found.append(os.path.normpath(root))
+  return sorted(found)

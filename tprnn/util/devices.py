@@ -124,7 +124,7 @@ def session_config(placement):
   return config
 
 
-def optimizer_wrapper(placement, distributed=False):
+def loss_scaling(placement, distributed=False):
   """A function wrapping an optimizer with the loss scaling the precision
   needs (identity for fp32, bf16 and must_keep_origin_dtype). `distributed`:
   the NPU wrapper then agrees on overflows across devices."""

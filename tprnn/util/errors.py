@@ -28,3 +28,11 @@ def tf_error_reason(error):
                                      "Graph execution error", "Failed to flush")):
       return line.split(" [[")[0].rstrip().split("; ")[-1]  # drop the file name before '; '
   return lines[0] if lines else type(error).__name__
+
+
+class UsageError(Error):
+  """A bad flag, file or state."""
+
+
+class TrainingError(Error):
+  """Training cannot go on (e.g. a non-finite loss)."""

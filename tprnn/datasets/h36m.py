@@ -1,0 +1,238 @@
+"""H3.6M exponential-map poses (docs/PROTOCOL.md §1-3, §7): the dataset behind
+tprnn_train_human.py, evaluated on the SRNN windows of subject 5."""
+
+import h5py
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+import data_utils
+from tprnn.datasets import h36m_skeleton
+from tprnn.datasets.base import SamplingTask, TrainingTask
+from tprnn.evaluation import srnn
+from tprnn.evaluation.report import Criterion, Report, average_rows
+from tprnn.training.graph import zero_velocity_predict
+from tprnn.util import atomic_file
+from tprnn.util.errors import UsageError
+
+NAME = "human"
+DESCRIPTION = "Train or evaluate a TP-RNN on H3.6M exponential-map poses (docs/PROTOCOL.md §1-3)."
+DEFAULTS = {"data_dir": "./data/h3.6m/dataset", "seq_length_in": 50, "seq_length_out": 10}
+SAMPLE_SOURCE_LEN = 50  # --sample always conditions on 50 frames, as the original
+FRAMES_PER_SECOND = 25
+FORECAST_STRIDE = 2  # the files are 50 Hz, the model 25 fps
+
+
+def add_flags(parser):
+  parser.add_argument("--action", default="all",
+                      help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")
+
+
+def derived_flags(flags):
+  return {"actions": data_utils.define_actions(flags.action)}
+
+
+def check_flags(flags):
+  if flags.seq_length_out < 2:
+    raise UsageError("--seq_length_out must be at least 2: the error table starts at "
+                     "80 ms, the second predicted frame")
+
+
+def directory_parts(flags):
+  return [flags.dataset, flags.action], []
+
+
+def check_lengths(data, source_len, target_len):
+  """Every training sequence must hold a window starting at frame >= 16, and
+  the SRNN windows must fit around their seeds."""
+  window = source_len + target_len
+  if data.train:
+    key, seq = min(data.train.items(), key=lambda kv: len(kv[1]))
+    if len(seq) <= data_utils.MIN_START + window:
+      raise UsageError(
+          "--seq_length_in {} + --seq_length_out {} = {} frames do not fit the shortest "
+          "training sequence (S{} {}_{}: {} frames at 25 fps, need more than {} + 16)".format(
+              source_len, target_len, window, key[0], key[1], key[2], len(seq), window))
+  if source_len > data_utils.MIN_START + data_utils.SRNN_PREFIX:
+    raise UsageError("--seq_length_in {} is longer than the SRNN test windows allow (at most "
+                     "{})".format(source_len, data_utils.MIN_START + data_utils.SRNN_PREFIX))
+  if target_len > data_utils.SRNN_SUFFIX:
+    raise UsageError("--seq_length_out {} is longer than the SRNN test windows allow (at most "
+                     "{})".format(target_len, data_utils.SRNN_SUFFIX))
+
+
+def read_data(flags, normalisation=None):
+  """Training and test sequences normalised with the training frames'
+  statistics; with a run's stored `normalisation`, the test subject alone."""
+  if normalisation is None:
+    data = data_utils.read_all_data(flags.actions, flags.data_dir)
+  else:
+    test, _ = data_utils.load_data(flags.data_dir, [data_utils.TEST_SUBJECT], flags.actions)
+    stats = [normalisation[k] for k in ("mean", "std", "dim_to_use")]
+    data = data_utils.Dataset({}, data_utils.normalize(test, *stats), *stats)
+  print("Read {} training and {} test sequences from {}".format(
+      len(data.train), len(data.test), flags.data_dir))
+  return data
+
+
+def stats_of(data):
+  return {"mean": data.mean, "std": data.std, "dim_to_use": data.dim_to_use}
+
+
+# ----------------------------------------------------------------------------
+# Training, --sample and the baseline
+
+
+def training_task(flags):
+  data = read_data(flags)
+  check_lengths(data, flags.seq_length_in, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out)
+  window = flags.seq_length_in + flags.seq_length_out
+  last_horizon = srnn.horizons(flags.seq_length_out)[-1][1]
+
+  def next_batch(rng, batch_size, sequences=data.train):
+    windows = data_utils.random_windows(sequences, rng, batch_size, window)
+    return data_utils.split_windows(windows, flags.seq_length_in)
+
+  def evaluate(predict, status):
+    _, val_loss = predict(*next_batch(status.rng, flags.batch_size, data.test))
+    mean_errors, _, srnn_loss = test.evaluate(predict, mask_from="gt")
+    srnn.print_table(mean_errors, flags.seq_length_out)
+    print_status(status, val_loss, srnn_loss)
+    average = average_rows(mean_errors.items())[-1][1]
+    summaries = dict(srnn.error_summaries(mean_errors, flags.seq_length_out),
+                     **{"loss/loss": val_loss})
+    return Report([Criterion("average error at the last horizon", average[last_horizon], False),
+                   Criterion("average error summed", np.sum(average), False)], summaries)
+
+  # the model sees the dimensions the normalisation keeps (54 on H3.6M)
+  return TrainingTask(len(data.dim_to_use), stats_of(data), next_batch, evaluate)
+
+
+def print_status(status, val_loss, srnn_loss):
+  print()
+  print("============================\n"
+        "Global step:         {}\n"
+        "Learning rate:       {:.4f}\n"
+        "Step-time (ms):     {:.4f}\n"
+        "Train loss avg:      {:.4f}\n"
+        "--------------------------\n"
+        "Val loss:            {:.4f}\n"
+        "srnn loss:           {:.4f}\n"
+        "============================".format(
+            status.global_step, status.learning_rate, status.step_time_ms,
+            status.train_loss, val_loss, srnn_loss))
+
+
+def sampling_task(flags, normalisation):
+  """Every action on the SRNN windows with the original --sample dimension
+  rule; writes the samples file."""
+  data = read_data(flags, normalisation)
+  check_lengths(data, SAMPLE_SOURCE_LEN, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
+
+  def evaluate(predict):
+    mean_errors, predictions, _ = test.evaluate(predict, mask_from="pred")
+    srnn.print_table(mean_errors, flags.seq_length_out)
+    srnn.print_sample_results(mean_errors, flags.seq_length_out)
+    report_samples(flags.samples_file, test, mean_errors, predictions)
+
+  return SamplingTask(len(data.dim_to_use), SAMPLE_SOURCE_LEN, evaluate)
+
+
+def zero_velocity(flags):
+  """The baseline, scored with the ground-truth dimension rule."""
+  data = read_data(flags)
+  source_len = SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in
+  check_lengths(data, source_len, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, source_len, flags.seq_length_out)
+  mean_errors, predictions, _ = test.evaluate(zero_velocity_predict, mask_from="gt")
+  srnn.print_table(mean_errors, flags.seq_length_out)
+  if flags.sample:
+    report_samples(flags.samples_file, test, mean_errors, predictions)
+
+
+def position_errors(test, predictions):
+  """{action: mean per-joint position error in mm [out]} of de-normalised
+  predictions {action: [8, out, 99]} (docs/PROTOCOL.md §7)."""
+  return {action: h36m_skeleton.position_errors(predictions[action],
+                                                test.gt_expmap[action]).mean(axis=0)
+          for action in test.actions}
+
+
+def report_samples(path, test, mean_errors, predictions):
+  """--sample's position-error table and samples file."""
+  errors = position_errors(test, predictions)
+  srnn.print_table(errors, test.target_len, cell=" {0:5.1f} |",
+                   title="Mean per-joint position error (mm, {} joints, root-relative)".format(
+                       len(h36m_skeleton.MOVING_JOINTS)))
+  write_samples(path, test, mean_errors, errors, predictions)
+
+
+def write_samples(path, test, mean_errors, position_errors, predictions):
+  """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
+  de-normalised [out, 99]) and mean_{action}_error [out], as the original;
+  besides, expmap/observed/{action}_{i} [in, 99] (the frames the model saw)
+  and mean_{action}_position_error [out] (mm)."""
+  with atomic_file.atomic_output(path) as tmp:
+    with h5py.File(tmp, "w") as f:
+      for action, errors in mean_errors.items():
+        observed = test.observed(action)
+        for i in range(data_utils.SRNN_NUM_SEEDS):
+          f.create_dataset("expmap/gt/{}_{}".format(action, i), data=test.gt_expmap[action][i])
+          f.create_dataset("expmap/preds/{}_{}".format(action, i), data=predictions[action][i])
+          f.create_dataset("expmap/observed/{}_{}".format(action, i), data=observed[i])
+        f.create_dataset("mean_{}_error".format(action), data=errors)
+        f.create_dataset("mean_{}_position_error".format(action), data=position_errors[action])
+  print("Wrote {}".format(path))
+
+
+# ----------------------------------------------------------------------------
+# Export and forecast: raw exp-map frames in and out
+
+
+def normalisation_of_run(flags, stored):
+  """The run's stored statistics, else those of its training data, recomputed."""
+  if stored is not None:
+    return stored
+  return stats_of(read_data(flags))
+
+
+def inference_shape(flags, normalisation):
+  """(input size P, source length) of the exported model."""
+  return len(normalisation["dim_to_use"]), SAMPLE_SOURCE_LEN
+
+
+def inference_graph(flags, run_model, normalisation, batch):
+  """observed [N, 50, 99] exp-map frames -> forecast [N, out, 99], the
+  normalisation inside. Returns ({name: placeholder}, forecast)."""
+  source_len, target_len = SAMPLE_SOURCE_LEN, flags.seq_length_out
+  mean, std = (normalisation[k].astype(np.float32) for k in ("mean", "std"))
+  dims = normalisation["dim_to_use"].astype(np.int32)
+  observed = tf.placeholder(tf.float32, [batch, source_len, data_utils.POSE_DIM], name="observed")
+  normalised = tf.gather((observed - mean) / std, dims, axis=2)  # [N, T, P]
+  prediction = run_model(normalised[:, :source_len - 1], normalised[:, source_len - 1:])
+  scatter = np.eye(data_utils.POSE_DIM, dtype=np.float32)[dims]  # [P, 99]: dropped dims stay 0
+  full = tf.reshape(tf.matmul(tf.reshape(prediction, [-1, len(dims)]), scatter),
+                    [-1, target_len, data_utils.POSE_DIM])  # [N, out, 99]
+  return {"observed": observed}, full * std + mean
+
+
+def add_forecast_args(parser):
+  """H3.6M needs none beyond forecast.py's own."""
+
+
+def forecast_frames(poses):
+  """[T, 99] exp-map frames of a [T, 99] input, else None."""
+  return poses if poses.ndim == 2 and poses.shape[1] == data_utils.POSE_DIM else None
+
+
+FORECAST_INPUT = "99 exponential-map numbers a line, or a [T, 99] .npy"
+
+
+def forecast_feeds(observed, args):
+  return {"observed": observed[None].astype(np.float32)}
+
+
+def forecast_rows(forecast):
+  """[out, 99] -> text rows."""
+  return forecast

@@ -1,0 +1,91 @@
+"""The SRNN-window protocol of the published H3.6M numbers (docs/PROTOCOL.md
+§2-3, §7): eight fixed windows per action of the test subject, the Euler-angle
+error at each predicted frame, the position error in mm, the original's
+tables and TensorBoard values."""
+
+import numpy as np
+
+import data_utils
+from tprnn.evaluation.report import average_rows
+
+
+def horizons(target_len):
+  """(column ms, frame index) of the table that a target_len horizon reaches."""
+  return [(ms, f) for ms, f in zip(data_utils.HORIZON_MS, data_utils.HORIZON_FRAMES)
+          if f < target_len]
+
+
+class SrnnTest(object):
+  """The SRNN test windows of each action, and their de-normalised ground
+  truth in exp-map [8, out, 99] and Euler angles."""
+
+  def __init__(self, data, actions, source_len, target_len):
+    self.data, self.actions, self.target_len = data, actions, target_len
+    self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
+    for action in actions:
+      windows = data_utils.srnn_windows(data.test, action, source_len, target_len)
+      self.feeds[action] = data_utils.split_windows(windows, source_len)
+      self.gt_expmap[action] = self.denormalize(self.feeds[action][2])
+      self.gt_euler[action] = data_utils.expmap_to_euler(self.gt_expmap[action])
+
+  def denormalize(self, poses):
+    return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
+
+  def observed(self, action):
+    """The de-normalised frames the model observes [8, in, 99]: the encoder's
+    and the first decoder input."""
+    enc, dec_in, _ = self.feeds[action]
+    return self.denormalize(np.concatenate([enc, dec_in[:, :1]], axis=1))
+
+  def evaluate(self, predict, mask_from):
+    """predict(enc, dec_in, dec_out) -> (normalised predictions [8, out, P], loss).
+    Returns ({action: mean error [out]}, {action: de-normalised predictions
+    [8, out, 99]}, the mean of the SRNN losses)."""
+    mean_errors, predictions, losses = {}, {}, []
+    for action in self.actions:
+      preds, loss = predict(*self.feeds[action])
+      predictions[action] = self.denormalize(preds)
+      errors = data_utils.euler_errors(data_utils.expmap_to_euler(predictions[action]),
+                                       self.gt_euler[action], mask_from)
+      mean_errors[action] = errors.mean(axis=0)
+      losses.append(loss)
+    return mean_errors, predictions, float(np.mean(losses))
+
+
+def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):
+  """The original's table: one row per action, then the average row."""
+  print()
+  if title:
+    print(title)
+  print("{0: <16} |".format("milliseconds") + "".join(
+      " {0:5d} |".format(ms) for ms in data_utils.HORIZON_MS))
+  for name, errors in average_rows(mean_errors.items()):
+    print("{0: <16} |".format(name) + "".join(
+        cell.format(errors[f]) if f < target_len else "   n/a |"
+        for f in data_utils.HORIZON_FRAMES))
+
+
+def error_summaries(mean_errors, target_len):
+  """TensorBoard values: each action's and the average's horizons, and the
+  average error summed over the whole horizon."""
+  rows = average_rows(mean_errors.items())
+  values = {"euler_error_{}/srnn_seeds_{:04d}".format(name, ms): errors[frame]
+            for name, errors in rows for ms, frame in horizons(target_len)}
+  values["euler_error_average/srnn_seeds_sum"] = np.sum(rows[-1][1])
+  return values
+
+
+def print_sample_results(mean_errors, target_len):
+  """The original --sample lines: full-horizon errors per action and averaged,
+  then the 80/160/320/400 ms subset (and the six columns when they exist)."""
+  def print_subsets(errors):
+    print("Subset results for 80ms, 160ms, 320ms, 400ms")
+    print(",".join(str(errors[f]) for f in data_utils.HORIZON_FRAMES[:4] if f < target_len))
+    if target_len > data_utils.HORIZON_FRAMES[-1]:
+      print("Subset results for 80ms, 160ms, 320ms, 400ms, 560ms, 1000ms")
+      print(",".join(str(errors[f]) for f in data_utils.HORIZON_FRAMES))
+
+  for name, errors in average_rows(mean_errors.items()):
+    print(name if name != "average" else "Avg mean errors across all actions:")
+    print(",".join(map(str, errors.tolist())))
+    print_subsets(errors)
