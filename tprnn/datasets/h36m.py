@@ -10,7 +10,7 @@ from tprnn.datasets import h36m_skeleton
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import srnn
 from tprnn.evaluation.report import Criterion, Report, average_rows
-from tprnn.training.graph import zero_velocity_predict
+from tprnn.evaluation.baseline import zero_velocity_predict
 from tprnn.util import atomic_file
 from tprnn.util.errors import UsageError
 

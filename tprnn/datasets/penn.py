@@ -10,7 +10,7 @@ from tprnn import config
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import pck
 from tprnn.evaluation.report import Criterion, Report
-from tprnn.training.graph import zero_velocity_predict
+from tprnn.evaluation.baseline import zero_velocity_predict
 from tprnn.util import atomic_file
 from tprnn.util.errors import UsageError
 

@@ -113,10 +113,3 @@ def predict(sess, model, enc, dec_in, dec_out, chunk_size=EVAL_CHUNK):
 def predictor(sess, model):
   """predict(enc, dec_in, dec_out) for an evaluation: see `predict`."""
   return lambda enc, dec_in, dec_out: predict(sess, model, enc, dec_in, dec_out)
-
-
-def zero_velocity_predict(enc, dec_in, dec_out):
-  """The baseline: repeats the last observed frame (decoder input 0) over the
-  horizon. Returns (predictions [N, out, P], mean squared error)."""
-  preds = np.repeat(dec_in[:, :1], dec_out.shape[1], axis=1)
-  return preds, float(np.mean((dec_out - preds) ** 2))
