@@ -8,8 +8,9 @@ with its weights as constants, the normalisation and the roll-out, nothing of
 training, and only float32/int32 tensors:
 
   H3.6M  observed [N, T, 99] exp-map frames at 25 fps, T = 50 (as --sample)
-         -> forecast [N, out, 99]; the normalisation (the training data's mean,
-         std and used dimensions) is inside the graph.
+         -> forecast [N, out, 99]; the normalisation (the run's
+         normalisation.npz, or recomputed from the data for runs without it) is
+         inside the graph.
   Penn   observed [N, T, 13, 2] pixel (x, y), T = 1 (2 with --init_velocity),
          box_centre [N, 2] and box_size [N] (the side L of each sequence's
          square box, docs/PROTOCOL.md §6) -> forecast [N, 16, 13, 2] pixels.
