@@ -138,10 +138,10 @@ def time_evaluation(rnn, quick):
       sess.run(tf.global_variables_initializer())
       predict = predictor(sess, model)
       if name == "h36m":
-        srnn = srnn.SrnnTest(data, actions, *CONFIGS[name][1:])
-        srnn.evaluate(predict, "gt")  # warm-up
+        test = srnn.SrnnTest(data, actions, *CONFIGS[name][1:])
+        test.evaluate(predict, "gt")  # warm-up
         start = time.perf_counter()
-        srnn.evaluate(predict, "gt")
+        test.evaluate(predict, "gt")
         results.append(("H3.6M SRNN table ({} actions x 8 seeds)".format(len(actions)),
                         time.perf_counter() - start, 8 * len(actions)))
       else:

@@ -150,3 +150,5 @@ def describe(cluster):
     return "Distributed: no (one process)"
   where = (cluster.hosts[cluster.rank] if cluster.backend == "collective"
            else "device {}".format(cluster.device_id))
+  return "Distributed: {} backend, worker {} of {} ({})".format(
+      cluster.backend, cluster.rank, cluster.size, where)

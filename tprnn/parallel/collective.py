@@ -156,7 +156,6 @@ class Collective(Backend):
       failures.append(e)
 
 
-
 def _failed_task(error):
   """The task a gRPC error names ('.../task:1'), or None."""
   found = re.search(r"/job:{}/replica:\d+/task:(\d+)".format(JOB), str(error))

@@ -54,7 +54,7 @@ class Savers(object):
   all finite; build inside the graph."""
 
   def __init__(self, variables):
-    self.best = tf.train.Saver(variables, max_to_keep=KEEP)
+    self.numbered = tf.train.Saver(variables, max_to_keep=KEEP)  # checkpoint-N: best, last, interrupted
     self.rolling = tf.train.Saver(variables, max_to_keep=ROLLING_KEEP)
     floats = [v for v in variables if v.dtype.base_dtype.is_floating]
     self.all_finite = tf.reduce_all(tf.stack(
@@ -72,7 +72,7 @@ class Savers(object):
     prefix = ROLLING_PREFIX if rolling else PREFIX
     print("Saving the model at {} ...".format(directory))
     start = time.time()
-    saver = self.rolling if rolling else self.best
+    saver = self.rolling if rolling else self.numbered
     try:
       saver.save(sess, os.path.join(directory, prefix), global_step=step,
                  latest_filename="{}_checkpoint".format(ROLLING_PREFIX) if rolling else None)

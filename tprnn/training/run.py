@@ -5,7 +5,6 @@ model is here and in graph.py and loop.py."""
 
 import contextlib
 import os
-import sys
 
 from tprnn import config
 from tprnn.parallel import backends
