@@ -1,5 +1,6 @@
-"""Shared test helpers: paths to ../shared, running the scripts in-process,
-synthetic H3.6M files, Ascend's real npu_bridge (in-process or for processes)."""
+"""Shared test helpers: paths to ../shared, the tiny run's flags and running the scripts
+in-process, synthetic H3.6M and Penn label files and subsets of the shared labels, Ascend's real
+npu_bridge (in-process or for processes), processes stopped whatever happens."""
 
 import contextlib
 import io
@@ -46,9 +47,72 @@ def run_script(module, argv):
   return code or 0, out.getvalue(), err.getvalue()
 
 
-# A model small enough for many runs: 8 LSTM units, 9 encoder and 10 decoder frames.
+# A model small enough for many runs: 8 LSTM units, 9 encoder and 10 decoder frames. A test file
+# that needs other flags says how its runs differ: tiny(seed="11", ...).
 TINY = {"--action": "walking", "--rnn_size": "8", "--seq_length_in": "10",
         "--seq_length_out": "10", "--seed": "7", "--learning_rate": "0.05"}
+
+DROP = object()  # a flag value for with_flags: leave the flag out
+
+
+def with_flags(flags, **changes):
+  """The flag mapping `flags` with `changes`, name=value keywords without the dashes: None is a bare
+  boolean flag, DROP leaves the flag out, any other value is passed as its str."""
+  merged = dict(flags)
+  for name, value in changes.items():
+    merged["--" + name] = value if value is None or value is DROP else str(value)
+  return {name: value for name, value in merged.items() if value is not DROP}
+
+
+def tiny(**changes):
+  """TINY with `changes` (see with_flags)."""
+  return with_flags(TINY, **changes)
+
+
+# The runs of test_recovery_*.py: TINY at the default learning rate (0.005) and seed 11, with a
+# table and a checkpoint every 10 steps.
+RECOVERY = tiny(seed="11", test_every="10", save_every="10", learning_rate=DROP)
+
+
+def human(data_dir, flags=None, argv=(), **changes):
+  """Runs tprnn_train_human.py's main in-process on `data_dir`: the flag mapping `flags` (e.g. TINY)
+  with `changes` (see with_flags), then the raw arguments `argv`.
+  Returns (exit code, stdout, stderr)."""
+  import tprnn_train_human
+  merged = with_flags(dict({"--data_dir": str(data_dir)}, **(flags or {})), **changes)
+  return run_script(tprnn_train_human, argv_of(merged) + list(argv))
+
+
+def penn(data_dir, flags=None, argv=(), **changes):
+  """tprnn_train_penn.py's main in-process on the labels folder `data_dir`, as human()."""
+  import tprnn_train_penn
+  merged = with_flags(dict({"--data_dir": str(data_dir)}, **(flags or {})), **changes)
+  return run_script(tprnn_train_penn, argv_of(merged) + list(argv))
+
+
+def human_flags(argv=()):
+  """tprnn_train_human.py's parsed flags, runtime settings (placement, ...) included, of a 4-unit
+  walking model with the arguments `argv`; nothing runs."""
+  from tprnn.training import run
+  import tprnn_train_human
+  return run.with_runtime(tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] +
+                                                        list(argv)))
+
+
+def losses(out):
+  """[(step, loss)] of a run's progress lines, as printed ("0010", "0.1234")."""
+  return re.findall(r"step (\d+); step_loss: ([0-9.]+)", out)
+
+
+def experiment_dir(train_dir):
+  """The one experiment directory under `train_dir` (it holds flags.json)."""
+  (directory,) = [root for root, _, files in os.walk(str(train_dir)) if "flags.json" in files]
+  return directory
+
+
+def leftovers(directory):
+  """Temporary or partial files left in `directory`."""
+  return [f for f in os.listdir(directory) if "tmp" in f or "temp" in f]
 
 
 @pytest.fixture(scope="session")
@@ -57,18 +121,61 @@ def h36m(tmp_path_factory):
   return write_h36m(str(tmp_path_factory.mktemp("h36m")), frames=400)
 
 
-def write_h36m(root, frames=300, bad_line=None):
-  """A synthetic dataset in the real layout: S*/walking_{1,2}.txt, 99 numbers a line."""
+def write_h36m(root, frames=300, bad_line=None, actions=("walking",)):
+  """A synthetic dataset in the real layout: S*/{action}_{1,2}.txt of each of `actions`, 99 numbers a
+  line; `bad_line` ((subject, subaction), line number) gets 97 numbers (in walking's file)."""
   rng = np.random.RandomState(0)
   for s in (1, 5, 6, 7, 8, 9, 11):
     os.makedirs(os.path.join(root, "S{}".format(s)))
-    for a in (1, 2):
-      rows = [",".join("{:.5f}".format(x) for x in rng.normal(0, 0.3, 99)) for _ in range(frames)]
-      if bad_line and (s, a) == bad_line[0]:
-        rows[bad_line[1] - 1] = ",".join(["0.1"] * 97)
-      with open(os.path.join(root, "S{}".format(s), "walking_{}.txt".format(a)), "w") as f:
-        f.write("\n".join(rows) + "\n")
+    for action in actions:
+      for a in (1, 2):
+        rows = [",".join(["%.5f"] * 99) % tuple(row) for row in rng.normal(0, 0.3, (frames, 99))]
+        if bad_line and action == "walking" and (s, a) == bad_line[0]:
+          rows[bad_line[1] - 1] = ",".join(["0.1"] * 97)
+        with open(os.path.join(root, "S{}".format(s), "{}_{}.txt".format(action, a)), "w") as f:
+          f.write("\n".join(rows) + "\n")
   return root
+
+
+def penn_labels(folder, videos):
+  """Makes `folder`, a labels folder holding links to the shared label files of `videos` (their
+  numbers). Returns its path."""
+  need(PENN_DIR)
+  os.makedirs(str(folder))
+  for video in videos:
+    name = "{:04d}.mat".format(video)
+    os.symlink(os.path.join(PENN_DIR, name), os.path.join(str(folder), name))
+  return str(folder)
+
+
+def penn_validation_videos(count):
+  """The first `count` shared Penn videos whose label file marks them validation (train -1), as
+  scipy reads it."""
+  import scipy.io
+  need(PENN_DIR)
+  found, video = [], 0
+  while len(found) < count:
+    video += 1
+    label = scipy.io.loadmat(os.path.join(PENN_DIR, "{:04d}.mat".format(video)),
+                             variable_names=["train"], squeeze_me=True)
+    if int(label["train"]) != 1:
+      found.append(video)
+  return found
+
+
+def write_penn_label(path, frames=40, train=1, seed=None, **override):
+  """A synthetic Penn label file: random x, y and visibility [frames, 13] (seed: `frames` unless
+  given), `override` replacing keys (None: removing them). Returns what was written."""
+  import scipy.io
+  rng = np.random.RandomState(frames if seed is None else seed)
+  label = {"x": rng.uniform(50, 300, (frames, 13)), "y": rng.uniform(20, 200, (frames, 13)),
+           "visibility": (rng.uniform(size=(frames, 13)) > 0.2).astype(np.uint8),
+           "train": train, "bbox": np.zeros((frames, 4)), "nframes": frames, "action": "jump"}
+  label.update(override)
+  for key in [k for k, v in override.items() if v is None]:
+    del label[key]
+  scipy.io.savemat(str(path), label)
+  return label
 
 
 @pytest.fixture(params=ascend_adapter.TAGS)
@@ -133,10 +240,6 @@ def run_command(command, env=None, timeout=120):
 def argv_of(flags):
   """A flag mapping as an argument list (None: a bare boolean flag)."""
   return [x for name, value in flags.items() for x in ([name] if value is None else [name, value])]
-
-
-def losses(out):
-  return re.findall(r"step (\d+); step_loss: ([0-9.]+)", out)
 
 
 def checkpoint_dirs(train_dir):

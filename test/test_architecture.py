@@ -21,7 +21,7 @@ from tprnn.training import run
 from tprnn.util import devices
 import export
 import tprnn_train_human
-from conftest import ROOT, TINY, argv_of, run_script
+from conftest import H36M_DIR, ROOT, SHARED, TINY, argv_of, need, run_script
 
 # The rooms, lowest first: a module imports lower rooms, or its own package.
 LAYERS = [("tprnn/util/", "tprnn/__init__.py"),
@@ -254,3 +254,25 @@ def test_progress_says_how_far_and_how_long(h36m, tmp_path):
   code, out, err = train_tiny(h36m, tmp_path / "runs", load="20", more="10")
   assert code == 0, err
   assert re.search(r"^step 0020; step_loss: [0-9.]+  \([0-9.]+ ms/step, 20/30, ", out, re.M)
+
+
+@pytest.mark.slow
+def test_a_run_written_before_the_layout_samples_its_published_numbers(tmp_path):
+  """../shared/runs/h36m_walking_basic was trained by this project before
+  tprnn/ existed (commit 44ef3be, no normalisation.npz): it restores and
+  samples to the figures recorded with it in ../shared (its spec, §11)."""
+  run_dir = need(os.path.join(SHARED, "runs", "h36m_walking_basic"))
+  directory = str(tmp_path / "run")
+  shutil.copytree(run_dir, directory)
+  os.chmod(directory, 0o755)
+  samples_file = str(tmp_path / "samples.h5")
+  code, out, err = run_script(tprnn_train_human, [
+      "--experiment_dir", directory, "--load", "7000", "--sample", "--device", "cpu",
+      "--data_dir", need(H36M_DIR), "--samples_file", samples_file])
+  assert code == 0, err
+  assert re.search(r"^walking +\| 0\.268 \| 0\.439 \| 0\.587 \| 0\.630 \| 0\.717 \| 0\.792 \|$",
+                   out, re.M)
+  with h5py.File(samples_file, "r") as f:
+    position = f["mean_walking_position_error"][()]
+  np.testing.assert_allclose(position[[1, 3, 7, 9, 13, 24]], [21.3, 33.9, 47.5, 50.0, 54.0, 64.2],
+                             atol=0.05)

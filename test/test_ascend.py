@@ -13,9 +13,8 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 import ascend_adapter
 from tprnn.training import checkpoints
 from tprnn.util import devices
-from tprnn.training import run
 import tprnn_train_human
-from conftest import TINY, argv_of, checkpoint_dirs, need, run_script, weights
+from conftest import TINY, argv_of, checkpoint_dirs, human_flags, need, run_script, weights
 
 MODELS = {"basic": {"--model": "basic"},
           "generic": {"--model": "generic", "--fix_generic_contexts": None, "--learning_rate": "0.01"}}
@@ -38,10 +37,6 @@ def adapter_function(tag, module, name):
   return namespace[name]
 
 
-def flags_of(argv):
-  return run.with_runtime(tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv))
-
-
 @pytest.mark.parametrize("mode", devices.NPU_PRECISION_MODES)
 def test_npu_session_is_the_one_the_adapter_asks_for(mode):
   """The adapter's own npu_config_proto (r1.6.0; r1.2.0 has none) finds nothing to change in our
@@ -57,7 +52,7 @@ def test_npu_session_is_the_one_the_adapter_asks_for(mode):
 
 
 def test_auto_picks_the_npu_in_force_fp16(adapter):
-  placement = flags_of([]).placement
+  placement = human_flags().placement
   assert (placement.device, placement.precision) == ("npu", "force_fp16")
   assert devices.describe(placement) == "Device: npu, precision: precision_mode force_fp16"
 
@@ -96,12 +91,9 @@ def assert_same_model(npu, cpu):
     np.testing.assert_allclose(npu[name], cpu[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-CASES = [pytest.param(model, mode, marks=[] if (model, mode) == ("basic", "force_fp16")
-                      else [pytest.mark.slow])
-         for model in MODELS for mode in devices.NPU_PRECISION_MODES]
-
-
-@pytest.mark.parametrize("model,mode", CASES)
+@pytest.mark.slow
+@pytest.mark.parametrize("model,mode", [(model, mode) for model in MODELS
+                                        for mode in devices.NPU_PRECISION_MODES])
 def test_one_rank_trains_evaluates_saves_restores_and_loads_on_the_cpu(
     adapter, h36m, tmp_path, cpu_runs, model, mode):
   flags = dict(TINY, **MODELS[model], **RUN, **{

@@ -27,7 +27,8 @@ def project_files():
                            universal_newlines=True).stdout.split()
   untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "*.py"],
                              cwd=ROOT, stdout=subprocess.PIPE, universal_newlines=True).stdout.split()
-  return sorted(set(tracked + untracked))
+  # a tracked file deleted in the work tree is no longer one of them
+  return sorted(p for p in set(tracked + untracked) if os.path.isfile(os.path.join(ROOT, p)))
 
 
 def parse(path):

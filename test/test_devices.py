@@ -11,13 +11,8 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 
 from tprnn.util import devices
 from tprnn.training import graph
-from tprnn.training import run
 import tprnn_train_human
-from conftest import H36M_DIR, need, run_script
-
-
-def human_flags(argv):
-  return run.with_runtime(tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "4"] + argv))
+from conftest import H36M_DIR, human_flags, need, run_script
 
 
 def test_npu_without_npu_bridge_is_one_line_error():

@@ -21,8 +21,8 @@ from tprnn.training import graph
 from tprnn.training import run
 from tprnn.parallel import launch
 import tprnn_train_human
-from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_DIR, PENN_SCRIPT as PENN, TINY,
-                      alive, argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need,
+from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_SCRIPT as PENN, TINY, alive,
+                      argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need, penn_labels,
                       read_until, run_script, weights)
 
 
@@ -197,12 +197,8 @@ def test_human_script_with_two_workers_on_shared_data(processes, tmp_path):
 
 @pytest.mark.slow
 def test_penn_script_with_two_workers_on_shared_labels(processes, tmp_path):
-  need(PENN_DIR)
-  labels = tmp_path / "labels"
-  labels.mkdir()
-  for i in range(1, 25):
-    os.symlink(os.path.join(PENN_DIR, "{:04d}.mat".format(i)), str(labels / "{:04d}.mat".format(i)))
-  flags = {"--data_dir": str(labels), "--train_dir": str(tmp_path / "exp"), "--rnn_size": "8",
+  labels = penn_labels(tmp_path / "labels", range(1, 25))
+  flags = {"--data_dir": labels, "--train_dir": str(tmp_path / "exp"), "--rnn_size": "8",
            "--workers": "2", "--iterations": "20", "--test_every": "10", "--save_every": "10",
            "--seed": "3"}
   code, out, err = launcher_run(processes, PENN, flags)

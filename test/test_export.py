@@ -18,7 +18,7 @@ import export
 import load
 import tprnn_train_human
 import tprnn_train_penn
-from conftest import H36M_DIR, PENN_DIR, argv_of, need, run_script
+from conftest import H36M_DIR, argv_of, need, penn_labels, run_script
 
 # Loads an export with TensorFlow and numpy alone; reports its predictions and graph.
 FRESH_PROCESS = '''
@@ -123,12 +123,8 @@ def test_h36m_export_reproduces_sample_in_a_fresh_process(tmp_path, model):
 
 @pytest.mark.slow
 def test_penn_export_reproduces_sample_in_a_fresh_process(tmp_path):
-  need(PENN_DIR)
-  labels = tmp_path / "labels"
-  labels.mkdir()
-  for i in range(1, 25):
-    os.symlink(os.path.join(PENN_DIR, "{:04d}.mat".format(i)), str(labels / "{:04d}.mat".format(i)))
-  base = {"--data_dir": str(labels), "--rnn_size": "8", "--iterations": "10", "--test_every": "10",
+  labels = penn_labels(tmp_path / "labels", range(1, 25))
+  base = {"--data_dir": labels, "--rnn_size": "8", "--iterations": "10", "--test_every": "10",
           "--seed": "2", "--train_dir": str(tmp_path / "exp")}
   code, out, err = run_script(tprnn_train_penn, argv_of(base))
   assert code == 0, err
@@ -189,9 +185,9 @@ def forecast_module():
 @pytest.mark.slow
 @pytest.mark.parametrize("content,message", [
     ("short", "30 frames at stride 2 give 15, the model observes 50"),
-    ("narrow", "frames of shape [50], expected [99] (99 numbers a line)"),
+    ("narrow", "frames of shape [50], expected 99 exponential-map numbers a line, or a [T, 99] .npy"),
     ("nan", "frame 120 holds a non-finite value"),
-    ("words", "not 99 numbers a line"),
+    ("words", "not 99 exponential-map numbers a line, or a [T, 99] .npy (could not convert"),
 ])
 def test_forecast_bad_inputs(human_export, tmp_path, content, message):
   _, export_dir = human_export

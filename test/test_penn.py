@@ -8,7 +8,6 @@ import re
 import h5py
 import numpy as np
 import pytest
-import scipy.io
 import tensorflow.compat.v1 as tf
 
 from tprnn.training import checkpoints
@@ -17,7 +16,8 @@ import load
 import tprnn_basic_model
 from tprnn import prism
 import tprnn_train_penn
-from conftest import PENN_CHECKPOINT, PENN_DIR, need, run_script
+from conftest import (PENN_CHECKPOINT, PENN_DIR, need, penn_labels, penn_validation_videos,
+                      run_script, write_penn_label)
 
 PUBLISHED_PCK = [0.8227, 0.6897, 0.6160, 0.5712, 0.5418, 0.5209, 0.5051, 0.4912,
                  0.4797, 0.4712, 0.4661, 0.4621, 0.4592, 0.4576, 0.4575, 0.4577]
@@ -34,32 +34,6 @@ def metric_lines(out):
   return np.array(rows[-16:])
 
 
-def subset(tmp_path, names):
-  """A labels folder holding links to some of the real label files."""
-  folder = tmp_path / "labels"
-  folder.mkdir()
-  for name in names:
-    os.symlink(os.path.join(PENN_DIR, name), str(folder / name))
-  return str(folder)
-
-
-def split_of(name):
-  return int(scipy.io.loadmat(os.path.join(PENN_DIR, name), variable_names=["train"],
-                              squeeze_me=True)["train"])
-
-
-def write_label(path, frames=40, train=1, **override):
-  rng = np.random.RandomState(frames)
-  label = {"x": rng.uniform(50, 300, (frames, 13)), "y": rng.uniform(20, 200, (frames, 13)),
-           "visibility": (rng.uniform(size=(frames, 13)) > 0.2).astype(np.uint8),
-           "train": train, "bbox": np.zeros((frames, 4)), "nframes": frames, "action": "jump"}
-  label.update(override)
-  for key in [k for k, v in override.items() if v is None]:
-    del label[key]
-  scipy.io.savemat(path, label)
-  return label
-
-
 @pytest.mark.slow
 def test_loader_counts_on_shared_labels():
   need(PENN_DIR)
@@ -70,7 +44,7 @@ def test_loader_counts_on_shared_labels():
 
 
 def test_loader_normalisation_and_sampling(tmp_path):
-  label = write_label(str(tmp_path / "0001.mat"), frames=40)
+  label = write_penn_label(str(tmp_path / "0001.mat"), frames=40)
   seqs = load.load_sequences(str(tmp_path), train=True, init_velocity=False)
   x, y = label["x"], label["y"]
   half = (max(x.max() - x.min(), y.max() - y.min()) + 1e-8) / 2
@@ -113,7 +87,7 @@ def test_chunked_prediction_equals_one_batch():
 @pytest.mark.slow
 def test_short_training_run_saves_and_samples(tmp_path):
   need(PENN_DIR)
-  labels = subset(tmp_path, ["{:04d}.mat".format(i) for i in range(1, 25)])
+  labels = penn_labels(tmp_path / "labels", range(1, 25))
   argv = ["--data_dir", labels, "--rnn_size", "8", "--iterations", "20", "--test_every", "10",
           "--save_every", "10", "--train_dir", str(tmp_path / "exp"), "--seed", "3"]
   code, out, err = run_script(tprnn_train_penn, argv)
@@ -142,8 +116,7 @@ def test_authors_graph_oracle_through_sample(tmp_path):
   per-step predictions and the same printed metrics."""
   meta = need(PENN_CHECKPOINT + ".meta")
   need(PENN_DIR)
-  names = [n for n in ("{:04d}.mat".format(i) for i in range(1, 60)) if split_of(n) != 1][:3]
-  labels = subset(tmp_path, names)
+  labels = penn_labels(tmp_path / "labels", penn_validation_videos(3))
   val = load.load_sequences(labels, train=False, init_velocity=False)
   poses = np.concatenate([val.poses[:, :1], val.poses], axis=1)
   enc, dec_in, dec_out = poses[:, :1], poses[:, 1:-1], poses[:, 2:]
@@ -207,12 +180,12 @@ def test_bad_label_folders(tmp_path):
   assert "no NNNN.mat label files in {}".format(empty) in err
   only_train = tmp_path / "train_only"
   only_train.mkdir()
-  write_label(str(only_train / "0001.mat"), train=1)
+  write_penn_label(str(only_train / "0001.mat"), train=1)
   code, _, err = run_script(tprnn_train_penn, ["--data_dir", str(only_train), "--model", "zero_velocity"])
   assert code == 1 and "no validation videos found in {}".format(only_train) in err
   only_val = tmp_path / "val_only"
   only_val.mkdir()
-  write_label(str(only_val / "0001.mat"), train=-1)
+  write_penn_label(str(only_val / "0001.mat"), train=-1)
   code, _, err = run_script(tprnn_train_penn, ["--data_dir", str(only_val), "--rnn_size", "4",
                                                "--train_dir", str(tmp_path / "exp")])
   assert code == 1 and "no training videos found in {}".format(only_val) in err
@@ -220,10 +193,10 @@ def test_bad_label_folders(tmp_path):
 
 def test_bad_label_files(tmp_path):
   path = str(tmp_path / "0001.mat")
-  write_label(path, visibility=None)
+  write_penn_label(path, visibility=None)
   with pytest.raises(load.DataError, match=r"0001.mat: missing key\(s\) visibility"):
     load.read_label(path)
-  write_label(path, y=np.zeros((39, 13)))
+  write_penn_label(path, y=np.zeros((39, 13)))
   with pytest.raises(load.DataError, match=r"0001.mat: x, y and visibility must all be \[T, 13\], "
                                            r"got \(40, 13\), \(39, 13\) and \(40, 13\)"):
     load.read_label(path)

@@ -16,28 +16,29 @@ from scipy.spatial.transform import Rotation
 import data_utils
 from tprnn.datasets import h36m_skeleton
 import load
-import tprnn_train_human
-import tprnn_train_penn
 import visualize
-from conftest import H36M_DIR, PENN_DIR, ROOT, need, run_script
+from conftest import (H36M_DIR, PENN_DIR, ROOT, human, need, penn, penn_labels,
+                      penn_validation_videos)
 
 matplotlib.use("Agg")
 
 
-def chained_positions(frame):
-  """Joint positions [32, 3] of one 99-d frame with scipy Rotation objects:
-  global orientation = local * parent's, offset carried by the parent's
-  orientation (the row-vector v @ M is M's inverse applied to v)."""
-  orientation, xyz = [], np.zeros((32, 3))
+def chained_positions(frames):
+  """Joint positions [..., 32, 3] of 99-d frames [..., 99] with scipy Rotation objects, the
+  global translation and rotation (entries 0..5) left out: global orientation = local *
+  parent's, offset carried by the parent's orientation (the row-vector v @ M is M's inverse
+  applied to v)."""
+  flat = np.asarray(frames, dtype=np.float64).reshape(-1, 99)
+  orientation, xyz = [], np.zeros((len(flat), 32, 3))
   for j in range(32):
-    local = Rotation.from_rotvec(frame[3 + 3 * j:6 + 3 * j] if j else np.zeros(3))
+    local = Rotation.from_rotvec(flat[:, 3 + 3 * j:6 + 3 * j] if j else np.zeros((len(flat), 3)))
     parent = h36m_skeleton.PARENTS[j]
     if parent < 0:
       orientation.append(local)
       continue
-    xyz[j] = orientation[parent].inv().apply(h36m_skeleton.OFFSETS[j]) + xyz[parent]
+    xyz[:, j] = orientation[parent].inv().apply(h36m_skeleton.OFFSETS[j]) + xyz[:, parent]
     orientation.append(local * orientation[parent])
-  return xyz
+  return xyz.reshape(np.shape(frames)[:-1] + (32, 3))
 
 
 def test_forward_kinematics_equals_an_independent_rotation_chain():
@@ -74,9 +75,8 @@ def test_position_error_of_a_perfect_prediction_is_zero():
 def zero_velocity_walking(tmp_path_factory):
   need(H36M_DIR)
   path = str(tmp_path_factory.mktemp("zv") / "walking.h5")
-  code, out, err = run_script(tprnn_train_human, [
-      "--data_dir", H36M_DIR, "--action", "walking", "--model", "zero_velocity", "--sample",
-      "--seq_length_out", "25", "--samples_file", path])
+  code, out, err = human(H36M_DIR, action="walking", model="zero_velocity", sample=None,
+                         seq_length_out="25", samples_file=path)
   assert code == 0, err
   return path, out
 
@@ -94,7 +94,12 @@ def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_
     position = f["mean_walking_position_error"][()]
     gt = np.stack([f["expmap/gt/walking_{}".format(i)][()] for i in range(8)])
     preds = np.stack([f["expmap/preds/walking_{}".format(i)][()] for i in range(8)])
-  np.testing.assert_allclose(position, h36m_skeleton.position_errors(preds, gt).mean(axis=0))
+  # the error recomputed with the rotation chain: the distance of each joint with a bone (26: not
+  # the root, nor the four of length 0, nor joint 11's 0.1 mm), over joints then windows
+  bones = np.linalg.norm(h36m_skeleton.OFFSETS, axis=1) > 1.0
+  assert bones.sum() == 26
+  distance = np.linalg.norm(chained_positions(preds) - chained_positions(gt), axis=-1)  # [8, 25, 32]
+  np.testing.assert_allclose(position, distance[..., bones].mean(axis=-1).mean(axis=0), rtol=1e-5)
   columns = position[list(data_utils.HORIZON_FRAMES)]
   assert np.all(np.diff(columns) > 0) and columns[0] > 10  # zero-velocity drifts away
   row = [l for l in out.splitlines() if l.startswith("walking ")][-1]
@@ -102,6 +107,7 @@ def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_
   assert "Mean per-joint position error (mm, 26 joints, root-relative)" in out
 
 
+@pytest.mark.slow
 def test_h36m_gif_and_strip(zero_velocity_walking, tmp_path):
   path, _ = zero_velocity_walking
   assert visualize.main(["h36m", path, "--action", "walking", "--seed", "3", "--out",
@@ -150,15 +156,9 @@ def test_penn_strip_over_video_frames(tmp_path):
   """A zero-velocity samples file of three real videos, drawn over stand-in
   video frames at their pixel positions."""
   need(PENN_DIR)
-  labels = tmp_path / "labels"
-  labels.mkdir()
-  names = [n for n in ("{:04d}.mat".format(i) for i in range(1, 40))
-           if load.read_label(os.path.join(PENN_DIR, n))[3] is False][:2]
-  for name in names:
-    os.symlink(os.path.join(PENN_DIR, name), str(labels / name))
+  labels = penn_labels(tmp_path / "labels", penn_validation_videos(2))
   samples = str(tmp_path / "penn.h5")
-  code, _, err = run_script(tprnn_train_penn, ["--data_dir", str(labels), "--model",
-                                               "zero_velocity", "--sample", "--samples_file", samples])
+  code, _, err = penn(labels, model="zero_velocity", sample=None, samples_file=samples)
   assert code == 0, err
   with h5py.File(samples, "r") as f:
     video, frames = int(f["video"][5]), f["frame_index"][5]
