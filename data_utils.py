@@ -17,6 +17,7 @@ ACTION_GROUPS = {"all": ACTIONS, "all_srnn": ACTIONS[:4]}
 
 TRAIN_SUBJECTS = (1, 6, 7, 8, 9, 11)
 TEST_SUBJECT = 5
+VALIDATION_TRAIN_SUBJECTS, VALIDATION_SUBJECT = (1, 6, 7, 8, 9), 11  # LTD / HisRepItself
 SUBACTIONS = (1, 2)
 POSE_DIM = 99
 MIN_STD = 1e-4
@@ -31,6 +32,8 @@ SRNN_SEED = 1234567890
 SRNN_NUM_SEEDS = 8
 SRNN_PREFIX, SRNN_SUFFIX = 50, 100
 MIN_START = 16
+PROTOCOLS = ("srnn8", "256", "all")
+PROTOCOL_PAIRS = {"srnn8": SRNN_NUM_SEEDS // 2, "256": 128}  # draws of the SRNN generator
 
 DATA_README = "data/README.md"
 
@@ -43,13 +46,31 @@ Dataset = collections.namedtuple("Dataset", "train test mean std dim_to_use")
 
 
 def define_actions(action):
-  """Returns the list of action names that `--action` selects."""
-  if action in ACTIONS:
-    return [action]
+  """The action names `--action` selects: one action, a comma-separated list
+  (walking,eating) or a group (all, all_srnn)."""
   if action in ACTION_GROUPS:
     return list(ACTION_GROUPS[action])
-  raise DataError("unknown --action '{}': expected one of {}".format(
-      action, ", ".join(sorted(ACTION_GROUPS) + list(ACTIONS))))
+  names = [a.strip() for a in action.split(",")]
+  unknown = [a for a in names if a not in ACTIONS]
+  if unknown:
+    raise DataError("unknown --action '{}': expected one of {}, or several joined by commas".format(
+        unknown[0] or action, ", ".join(sorted(ACTION_GROUPS) + list(ACTIONS))))
+  return sorted(set(names), key=names.index)
+
+
+def check_files(data_dir, subjects, actions):
+  """Every (subject, action, subaction) file must exist; a missing one is an
+  error naming it and the actions whose files are all there."""
+  missing = [sequence_path(data_dir, s, a, sub) for a in actions for s in subjects
+             for sub in SUBACTIONS if not os.path.isfile(sequence_path(data_dir, s, a, sub))]
+  if not missing:
+    return
+  complete = [a for a in ACTIONS if all(os.path.isfile(sequence_path(data_dir, s, a, sub))
+                                        for s in TRAIN_SUBJECTS + (TEST_SUBJECT,)
+                                        for sub in SUBACTIONS)]
+  raise DataError("missing sequence file {} (see {}); the actions complete in {}: {}".format(
+      missing[0], DATA_README, data_dir,
+      "--action " + ",".join(complete) if complete else "none"))
 
 
 def sequence_path(data_dir, subject, action, subaction):
@@ -103,6 +124,7 @@ def load_data(data_dir, subjects, actions):
   """
   if not os.path.isdir(data_dir):
     raise DataError("data directory {} not found (see {})".format(data_dir, DATA_README))
+  check_files(data_dir, subjects, actions)
   sequences, full_rate = {}, []
   keys = [(s, a, sub) for s in subjects for a in actions for sub in SUBACTIONS]
   for subject, action, subaction in progress(keys, len(keys), "Reading H3.6M", "file"):
@@ -139,11 +161,11 @@ def unnormalize(poses, mean, std, dim_to_use):
   return full * std.astype(np.float32) + mean.astype(np.float32)
 
 
-def read_all_data(actions, data_dir):
+def read_all_data(actions, data_dir, train_subjects=TRAIN_SUBJECTS, test_subject=TEST_SUBJECT):
   """Loads train (subjects 1,6,7,8,9,11) and test (subject 5) sequences,
   normalised with the statistics of the full-rate training frames."""
-  train, full_rate = load_data(data_dir, TRAIN_SUBJECTS, actions)
-  test, _ = load_data(data_dir, [TEST_SUBJECT], actions)
+  train, full_rate = load_data(data_dir, train_subjects, actions)
+  test, _ = load_data(data_dir, [test_subject], actions)
   mean, std, _, dim_to_use = normalization_stats(full_rate)
   return Dataset(normalize(train, mean, std, dim_to_use),
                  normalize(test, mean, std, dim_to_use), mean, std, dim_to_use)
@@ -172,28 +194,37 @@ def random_windows(sequences, rng, batch_size, window_len):
   return np.stack(windows)
 
 
-def srnn_starts(test_set, action):
-  """The eight SRNN seed indices of `action`, alternating sub-actions 1, 2."""
-  rng = np.random.RandomState(SRNN_SEED)
-  lengths = [len(test_set[(TEST_SUBJECT, action, sub, "even")]) for sub in SUBACTIONS]
+def eval_anchors(test_set, action, target_len, protocol="srnn8", subject=TEST_SUBJECT):
+  """[(sub-action, first target frame)] of every test window of `action`:
+  srnn8, the SRNN seeds d + 50 of RandomState(1234567890) drawn alternately
+  on sub-actions 1 and 2 (4 pairs); 256, the same draws continued to 128
+  pairs; all, every window of 50 frames and `target_len` targets, stride 1."""
+  lengths = [len(test_set[(subject, action, sub, "even")]) for sub in SUBACTIONS]
+  if protocol == "all":
+    anchors = [(sub, anchor) for sub, length in zip(SUBACTIONS, lengths)
+               for anchor in range(SRNN_PREFIX, length - target_len + 1)]
+    if not anchors:
+      raise DataError("S{} {} is too short for a window of {} + {} frames at 25 fps".format(
+          subject, action, SRNN_PREFIX, target_len))
+    return anchors
   need = MIN_START + SRNN_PREFIX + SRNN_SUFFIX + 1
   for sub, length in zip(SUBACTIONS, lengths):
     if length < need:
       raise DataError("S{} {}_{} has {} frames at 25 fps; the SRNN test windows need at least {} "
-                      "({} at 50 Hz)".format(TEST_SUBJECT, action, sub, length, need, 2 * need))
-  return [rng.randint(MIN_START, lengths[i % 2] - SRNN_PREFIX - SRNN_SUFFIX)
-          for i in range(SRNN_NUM_SEEDS)]
+                      "({} at 50 Hz)".format(subject, action, sub, length, need, 2 * need))
+  rng = np.random.RandomState(SRNN_SEED)
+  return [(SUBACTIONS[i % 2], SRNN_PREFIX + rng.randint(MIN_START, lengths[i % 2] - SRNN_PREFIX -
+                                                         SRNN_SUFFIX))
+          for i in range(2 * PROTOCOL_PAIRS[protocol])]
 
 
-def srnn_windows(test_set, action, source_len, target_len):
-  """The SRNN test windows [8, source_len + target_len, D] of `action`:
-  frames [d + 50 - source_len, d + 50 + target_len) of each seed d."""
-  windows = []
-  for i, start in enumerate(srnn_starts(test_set, action)):
-    seq = test_set[(TEST_SUBJECT, action, SUBACTIONS[i % 2], "even")]
-    anchor = start + SRNN_PREFIX
-    windows.append(seq[anchor - source_len:anchor + target_len])
-  return np.stack(windows)
+def eval_windows(test_set, action, source_len, target_len, protocol="srnn8",
+                 subject=TEST_SUBJECT):
+  """The test windows [N, source_len + target_len, D] of `action` under
+  `protocol` (see eval_anchors): frames [a - source_len, a + target_len) of
+  each first target frame a."""
+  return np.stack([test_set[(subject, action, sub, "even")][a - source_len:a + target_len]
+                   for sub, a in eval_anchors(test_set, action, target_len, protocol, subject)])
 
 
 def expmap_to_rotmat(r):

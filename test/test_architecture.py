@@ -272,7 +272,9 @@ def test_a_run_written_before_the_layout_samples_its_published_numbers(tmp_path)
   assert code == 0, err
   assert re.search(r"^walking +\| 0\.268 \| 0\.439 \| 0\.587 \| 0\.630 \| 0\.717 \| 0\.792 \|$",
                    out, re.M)
+  horizons = [1, 3, 7, 9, 13, 24]
   with h5py.File(samples_file, "r") as f:
-    position = f["mean_walking_position_error"][()]
-  np.testing.assert_allclose(position[[1, 3, 7, 9, 13, 24]], [21.3, 33.9, 47.5, 50.0, 54.0, 64.2],
-                             atol=0.05)
+    for key, expected in (("position_error", [21.3, 33.9, 47.5, 50.0, 54.0, 64.2]),
+                          ("mpjpe", [21.4, 34.5, 48.3, 50.5, 53.9, 64.2]),
+                          ("mpjpe22", [24.4, 38.7, 53.4, 56.0, 61.4, 73.6])):
+      np.testing.assert_allclose(f["mean_walking_" + key][()][horizons], expected, atol=0.05)

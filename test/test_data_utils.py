@@ -98,7 +98,7 @@ def test_srnn_windows_on_shared_walking_data():
   rng = np.random.RandomState(1234567890)
   seeds = [rng.randint(16, len(test_seqs[i % 2]) - 150) for i in range(8)]
   source, target = 50, 25
-  windows = data_utils.srnn_windows(data.test, "walking", source, target)
+  windows = data_utils.eval_windows(data.test, "walking", source, target)
   for i, d in enumerate(seeds):
     raw = test_seqs[i % 2][d + 50 - source:d + 50 + target]
     expected = ((raw - train_full.mean(0)) / np.where(std < 1e-4, 1, std))[:, use]

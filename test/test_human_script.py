@@ -233,7 +233,7 @@ def test_published_names_restore_through_sample(tmp_path):
                          train_dir=tmp_path, samples_file=path)
   assert code == 0, err
   data = data_utils.read_all_data(["walking"], H36M_DIR)
-  enc, dec_in, _ = data_utils.split_windows(data_utils.srnn_windows(data.test, "walking", 50, 25), 50)
+  enc, dec_in, _ = data_utils.split_windows(data_utils.eval_windows(data.test, "walking", 50, 25), 50)
   expected = data_utils.unnormalize(basic_forward(values, enc, dec_in, 25, 1024),
                                     data.mean, data.std, data.dim_to_use)
   with h5py.File(path, "r") as f:

@@ -81,6 +81,9 @@ def zero_velocity_walking(tmp_path_factory):
   return path, out
 
 
+PREDICTED_22 = [2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 21, 22, 25, 26, 27, 29, 30]
+
+
 def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_walking):
   path, out = zero_velocity_walking
   with h5py.File(path, "r") as f:
@@ -102,8 +105,15 @@ def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_
   np.testing.assert_allclose(position, distance[..., bones].mean(axis=-1).mean(axis=0), rtol=1e-5)
   columns = position[list(data_utils.HORIZON_FRAMES)]
   assert np.all(np.diff(columns) > 0) and columns[0] > 10  # zero-velocity drifts away
-  row = [l for l in out.splitlines() if l.startswith("walking ")][-1]
+  table = out[out.index("Mean per-joint position error (mm, 26 joints"):]
+  row = [l for l in table.splitlines() if l.startswith("walking ")][0]
   assert [float(c) for c in row.split("|")[1:-1]] == [round(c, 1) for c in columns]
+  # the field's MPJPE: every one of the 32 joints, and the 22 it predicts
+  with h5py.File(path, "r") as f:
+    np.testing.assert_allclose(f["mean_walking_mpjpe"][()], distance.mean(axis=-1).mean(axis=0),
+                               rtol=1e-5)
+    np.testing.assert_allclose(f["mean_walking_mpjpe22"][()], distance[..., PREDICTED_22].mean(
+        axis=-1).mean(axis=0), rtol=1e-5)
   assert "Mean per-joint position error (mm, 26 joints, root-relative)" in out
 
 
@@ -131,7 +141,8 @@ def test_comparison_plot_has_one_line_per_file(zero_velocity_walking, tmp_path):
     for key in ("mean_walking_error", "mean_walking_position_error"):
       dst.create_dataset(key, data=src[key][()] * 0.5)
   found = visualize.curves([path, other, path], ["zero_velocity", "half", "again"])
-  assert sorted(found) == ["euler", "position"]
+  assert sorted(found) == ["euler", "mpjpe", "mpjpe22", "position"]
+  assert sorted(found["mpjpe"][1]) == ["again", "zero_velocity"]  # "other" has no MPJPE
   figure = visualize.comparison_figure(*found["position"][:1], "position", found["position"][1])
   (ax,) = figure.axes
   assert [l.get_label() for l in ax.get_lines()] == ["zero_velocity", "half", "again"]

@@ -21,11 +21,11 @@ FLAGS_NAME = "flags.json"
 # --experiment_dir they come from flags.json, and an explicit other value is an error.
 MODEL_FLAGS = ("model", "rnn_size", "tprnn_scale", "tprnn_layers", "dropout_keep",
                "fix_generic_contexts", "seq_length_in", "seq_length_out", "omit_one_hot",
-               "learning_rate", "iterations", "init_velocity", "dataset")
+               "learning_rate", "iterations", "init_velocity", "dataset", "select_on")
 # Settings that also come from flags.json, but an explicit value overrides.
 TRAINING_FLAGS = ("action", "learning_rate_decay_factor", "learning_rate_step",
                   "max_gradient_norm", "batch_size", "data_dir", "test_every", "save_every",
-                  "save_secs", "eval_subset")
+                  "save_secs", "eval_subset", "eval_protocol")
 AT_LEAST_ONE = ("batch_size", "rnn_size", "tprnn_scale", "tprnn_layers", "test_every",
                 "save_every", "learning_rate_step", "seq_length_out", "iterations")
 AT_LEAST_ZERO = ("more", "load")

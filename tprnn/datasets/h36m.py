@@ -22,9 +22,22 @@ FRAMES_PER_SECOND = 25
 FORECAST_STRIDE = 2  # the files are 50 Hz, the model 25 fps
 
 
+# --select_on: (training subjects, the subject evaluated while training)
+SELECT_ON = {"test": (data_utils.TRAIN_SUBJECTS, data_utils.TEST_SUBJECT),
+             "validation": (data_utils.VALIDATION_TRAIN_SUBJECTS, data_utils.VALIDATION_SUBJECT)}
+
+
 def add_flags(parser):
   parser.add_argument("--action", default="all",
-                      help="An H3.6M action, 'all' (15) or 'all_srnn' (first four).")
+                      help="An H3.6M action, several joined by commas (walking,eating), 'all' "
+                           "(15) or 'all_srnn' (first four).")
+  parser.add_argument("--eval_protocol", default="srnn8",
+                      help="Test windows: srnn8 (the paper's 8 per action), 256 (the same "
+                           "generator continued to 256) or all (every window, stride 1).")
+  parser.add_argument("--select_on", default="test",
+                      help="test (the original: evaluate and pick the best model on subject 5) "
+                           "or validation (train on S1, S6, S7, S8, S9, evaluate on S11 while "
+                           "training; subject 5 is left for --sample).")
 
 
 def derived_flags(flags):
@@ -35,10 +48,17 @@ def check_flags(flags):
   if flags.seq_length_out < 2:
     raise UsageError("--seq_length_out must be at least 2: the error table starts at "
                      "80 ms, the second predicted frame")
+  if flags.eval_protocol not in data_utils.PROTOCOLS:
+    raise UsageError("unknown --eval_protocol '{}': expected one of {}".format(
+        flags.eval_protocol, ", ".join(data_utils.PROTOCOLS)))
+  if flags.select_on not in SELECT_ON:
+    raise UsageError("unknown --select_on '{}': expected one of {}".format(
+        flags.select_on, ", ".join(SELECT_ON)))
 
 
 def directory_parts(flags):
-  return [flags.dataset, flags.action], []
+  leaf = [] if flags.select_on == "test" else ["select_on_" + flags.select_on]
+  return [flags.dataset, flags.action], leaf
 
 
 def check_lengths(data, source_len, target_len):
@@ -60,13 +80,15 @@ def check_lengths(data, source_len, target_len):
                      "{})".format(target_len, data_utils.SRNN_SUFFIX))
 
 
-def read_data(flags, normalisation=None):
-  """Training and test sequences normalised with the training frames'
-  statistics; with a run's stored `normalisation`, the test subject alone."""
+def read_data(flags, normalisation=None, test_subject=data_utils.TEST_SUBJECT):
+  """Training and `test_subject`'s sequences normalised with the training
+  frames' statistics; with a run's stored `normalisation`, the test subject
+  alone."""
   if normalisation is None:
-    data = data_utils.read_all_data(flags.actions, flags.data_dir)
+    data = data_utils.read_all_data(flags.actions, flags.data_dir,
+                                    SELECT_ON[flags.select_on][0], test_subject)
   else:
-    test, _ = data_utils.load_data(flags.data_dir, [data_utils.TEST_SUBJECT], flags.actions)
+    test, _ = data_utils.load_data(flags.data_dir, [test_subject], flags.actions)
     stats = [normalisation[k] for k in ("mean", "std", "dim_to_use")]
     data = data_utils.Dataset({}, data_utils.normalize(test, *stats), *stats)
   print("Read {} training and {} test sequences from {}".format(
@@ -82,10 +104,17 @@ def stats_of(data):
 # Training, --sample and the baseline
 
 
+def evaluated_subject(flags):
+  """The subject of the evaluation while training (and of the baseline)."""
+  return SELECT_ON[flags.select_on][1]
+
+
 def training_task(flags):
-  data = read_data(flags)
+  subject = evaluated_subject(flags)
+  data = read_data(flags, test_subject=subject)
   check_lengths(data, flags.seq_length_in, flags.seq_length_out)
-  test = srnn.SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out,
+                       flags.eval_protocol, subject)
   window = flags.seq_length_in + flags.seq_length_out
   last_horizon = srnn.horizons(flags.seq_length_out)[-1][1]
 
@@ -99,7 +128,7 @@ def training_task(flags):
     srnn.print_table(mean_errors, flags.seq_length_out)
     print_status(status, val_loss, srnn_loss)
     average = average_rows(mean_errors.items())[-1][1]
-    summaries = dict(srnn.error_summaries(mean_errors, flags.seq_length_out),
+    summaries = dict(srnn.error_summaries(mean_errors, flags.seq_length_out, flags.eval_protocol),
                      **{"loss/loss": val_loss})
     return Report([Criterion("average error at the last horizon", average[last_horizon], False),
                    Criterion("average error summed", np.sum(average), False)], summaries)
@@ -128,7 +157,8 @@ def sampling_task(flags, normalisation):
   rule; writes the samples file."""
   data = read_data(flags, normalisation)
   check_lengths(data, SAMPLE_SOURCE_LEN, flags.seq_length_out)
-  test = srnn.SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, SAMPLE_SOURCE_LEN, flags.seq_length_out,
+                       flags.eval_protocol)
 
   def evaluate(predict):
     mean_errors, predictions, _ = test.evaluate(predict, mask_from="pred")
@@ -140,49 +170,62 @@ def sampling_task(flags, normalisation):
 
 
 def zero_velocity(flags):
-  """The baseline, scored with the ground-truth dimension rule."""
-  data = read_data(flags)
+  """The baseline, scored with the ground-truth dimension rule: on subject 5
+  with --sample, else on the subject training evaluates (--select_on)."""
+  subject = data_utils.TEST_SUBJECT if flags.sample else evaluated_subject(flags)
+  data = read_data(flags, test_subject=subject)
   source_len = SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in
   check_lengths(data, source_len, flags.seq_length_out)
-  test = srnn.SrnnTest(data, flags.actions, source_len, flags.seq_length_out)
+  test = srnn.SrnnTest(data, flags.actions, source_len, flags.seq_length_out,
+                       flags.eval_protocol, subject)
   mean_errors, predictions, _ = test.evaluate(zero_velocity_predict, mask_from="gt")
   srnn.print_table(mean_errors, flags.seq_length_out)
   if flags.sample:
     report_samples(flags.samples_file, test, mean_errors, predictions)
 
 
-def position_errors(test, predictions):
-  """{action: mean per-joint position error in mm [out]} of de-normalised
-  predictions {action: [8, out, 99]} (docs/PROTOCOL.md §7)."""
-  return {action: h36m_skeleton.position_errors(predictions[action],
-                                                test.gt_expmap[action]).mean(axis=0)
-          for action in test.actions}
+# The millimetre tables of --sample: (samples key, title, errors [..., T, 99] x 2 -> [..., T]).
+POSITION_TABLES = (
+    ("position_error", "Mean per-joint position error (mm, {} joints, root-relative)".format(
+        len(h36m_skeleton.MOVING_JOINTS)), h36m_skeleton.position_errors),
+    ("mpjpe", "MPJPE (mm, all 32 joints, root-relative, at each horizon)", h36m_skeleton.mpjpe),
+    ("mpjpe22", "MPJPE (mm, the 22 predicted joints)",
+     lambda pred, gt: h36m_skeleton.mpjpe(pred, gt, h36m_skeleton.PREDICTED_JOINTS)))
+
+
+def position_tables(test, predictions):
+  """{samples key: {action: mean error in mm [out]}} of de-normalised
+  predictions {action: [N, out, 99]} (docs/PROTOCOL.md §7)."""
+  return {key: {action: error(predictions[action], test.gt_expmap[action]).mean(axis=0)
+                for action in test.actions}
+          for key, _, error in POSITION_TABLES}
 
 
 def report_samples(path, test, mean_errors, predictions):
-  """--sample's position-error table and samples file."""
-  errors = position_errors(test, predictions)
-  srnn.print_table(errors, test.target_len, cell=" {0:5.1f} |",
-                   title="Mean per-joint position error (mm, {} joints, root-relative)".format(
-                       len(h36m_skeleton.MOVING_JOINTS)))
-  write_samples(path, test, mean_errors, errors, predictions)
+  """--sample's millimetre tables and samples file."""
+  tables = position_tables(test, predictions)
+  for key, title, _ in POSITION_TABLES:
+    srnn.print_table(tables[key], test.target_len, cell=" {0:5.1f} |", title=title)
+  write_samples(path, test, mean_errors, tables, predictions)
 
 
-def write_samples(path, test, mean_errors, position_errors, predictions):
+def write_samples(path, test, mean_errors, tables, predictions):
   """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
-  de-normalised [out, 99]) and mean_{action}_error [out], as the original;
+  the first eight windows of the protocol, de-normalised [out, 99]) and
+  mean_{action}_error [out] (over all of them), as the original;
   besides, expmap/observed/{action}_{i} [in, 99] (the frames the model saw)
-  and mean_{action}_position_error [out] (mm)."""
+  and the millimetre curves mean_{action}_{position_error,mpjpe,mpjpe22} [out]."""
   with atomic_file.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
       for action, errors in mean_errors.items():
         observed = test.observed(action)
-        for i in range(data_utils.SRNN_NUM_SEEDS):
+        for i in range(min(data_utils.SRNN_NUM_SEEDS, len(observed))):  # the first 8 windows
           f.create_dataset("expmap/gt/{}_{}".format(action, i), data=test.gt_expmap[action][i])
           f.create_dataset("expmap/preds/{}_{}".format(action, i), data=predictions[action][i])
           f.create_dataset("expmap/observed/{}_{}".format(action, i), data=observed[i])
         f.create_dataset("mean_{}_error".format(action), data=errors)
-        f.create_dataset("mean_{}_position_error".format(action), data=position_errors[action])
+        for key in tables:
+          f.create_dataset("mean_{}_{}".format(action, key), data=tables[key][action])
   print("Wrote {}".format(path))
 
 

@@ -14,7 +14,9 @@ from tprnn.util.figures import (GT_COLOUR, OBSERVED_COLOUR, PRED_COLOUR, Visuali
 COMMAND = "h36m"
 FRAME_MS = 40  # H3.6M samples are at 25 fps
 MARKER = None  # 25 points a second: a line
-Y_LABELS = {"euler": "Euler angle error", "position": "position error (mm)"}
+Y_LABELS = {"euler": "Euler angle error", "position": "position error (mm)",
+            "mpjpe": "MPJPE (mm, 32 joints)", "mpjpe22": "MPJPE (mm, 22 joints)"}
+MM_CURVES = {"position": "position_error", "mpjpe": "mpjpe", "mpjpe22": "mpjpe22"}  # metric: key
 
 
 def add_command(commands):
@@ -119,14 +121,15 @@ def run(args):
 
 
 def curves(samples):
-  """{metric: {action: values}} of an H3.6M samples file ('euler', and
-  'position' when every action has it), or None for another dataset's."""
+  """{metric: {action: values}} of an H3.6M samples file ('euler', and each
+  millimetre curve every action has), or None for another dataset's."""
   actions = h36m_actions(samples)
   if not actions:
     return None
   found = {"euler": {a: read(samples, "mean_{}_error".format(a)) for a in actions}}
-  if all("mean_{}_position_error".format(a) in samples for a in actions):
-    found["position"] = {a: read(samples, "mean_{}_position_error".format(a)) for a in actions}
+  for metric, key in MM_CURVES.items():
+    if all("mean_{}_{}".format(a, key) in samples for a in actions):
+      found[metric] = {a: read(samples, "mean_{}_{}".format(a, key)) for a in actions}
   return found
 
 

@@ -1,6 +1,7 @@
 """Forward kinematics of the 32-joint H3.6M skeleton: 99-d exponential-map
-frames to joint positions in millimetres, and the mean per-joint position
-error (docs/PROTOCOL.md §7).
+frames to joint positions in millimetres, the mean per-joint position error
+of this port (26 joints) and the MPJPE of the field (32 and 22 joints),
+docs/PROTOCOL.md §7.
 
 The skeleton (each joint's parent and its bone offset from the parent, in mm,
 in the parent's frame) is the standard one of the H3.6M exponential-map data;
@@ -28,6 +29,10 @@ OFFSETS = np.array([
     [0, 0, 0], [0, 0, 99.999888], [0, 137.499922, 0], [0, 0, 0]])
 # Joints at a distance from their parent; the others repeat their parent's position.
 MOVING_JOINTS = np.flatnonzero(np.linalg.norm(OFFSETS, axis=1) > 1.0)
+# The 22 joints the field's models predict and score (HisRepItself, siMLPe,
+# PGBIG, MSR-GCN); the others are the root's children or copies at distance 0.
+PREDICTED_JOINTS = np.array([2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 21, 22, 25, 26,
+                             27, 29, 30])
 # Bones to draw: (parent, joint) of every moving joint.
 BONES = [(int(PARENTS[j]), int(j)) for j in MOVING_JOINTS]
 
@@ -80,3 +85,10 @@ def position_errors(pred_frames, gt_frames):
   predicted and true positions: [..., T, 99] twice -> [..., T]."""
   distance = np.linalg.norm(positions(pred_frames) - positions(gt_frames), axis=-1)
   return distance[..., MOVING_JOINTS].mean(axis=-1)
+
+
+def mpjpe(pred_frames, gt_frames, joints=None):
+  """The mean per-joint position error as the field reports it (mm): over all
+  32 joints (`joints` None) or the given ones. [..., T, 99] twice -> [..., T]."""
+  distance = np.linalg.norm(positions(pred_frames) - positions(gt_frames), axis=-1)
+  return distance.mean(axis=-1) if joints is None else distance[..., joints].mean(axis=-1)

@@ -1,7 +1,7 @@
-"""The SRNN-window protocol of the published H3.6M numbers (docs/PROTOCOL.md
-§2-3, §7): eight fixed windows per action of the test subject, the Euler-angle
-error at each predicted frame, the position error in mm, the original's
-tables and TensorBoard values."""
+"""The window protocols of H3.6M (docs/PROTOCOL.md §2-3, §8): the published
+eight SRNN windows per action of the test subject (srnn8), the field's 256
+and all windows, the Euler-angle error at each predicted frame, the
+original's tables and TensorBoard values."""
 
 import numpy as np
 
@@ -16,14 +16,18 @@ def horizons(target_len):
 
 
 class SrnnTest(object):
-  """The SRNN test windows of each action, and their de-normalised ground
-  truth in exp-map [8, out, 99] and Euler angles."""
+  """The test windows of each action under `protocol` (srnn8, 256 or all; see
+  data_utils.eval_anchors) on the sequences of `subject` in data.test, and
+  their de-normalised ground truth in exp-map [N, out, 99] and Euler angles."""
 
-  def __init__(self, data, actions, source_len, target_len):
+  def __init__(self, data, actions, source_len, target_len, protocol="srnn8",
+               subject=data_utils.TEST_SUBJECT):
     self.data, self.actions, self.target_len = data, actions, target_len
+    self.protocol = protocol
     self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
     for action in actions:
-      windows = data_utils.srnn_windows(data.test, action, source_len, target_len)
+      windows = data_utils.eval_windows(data.test, action, source_len, target_len, protocol,
+                                        subject)
       self.feeds[action] = data_utils.split_windows(windows, source_len)
       self.gt_expmap[action] = self.denormalize(self.feeds[action][2])
       self.gt_euler[action] = data_utils.expmap_to_euler(self.gt_expmap[action])
@@ -32,15 +36,15 @@ class SrnnTest(object):
     return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
 
   def observed(self, action):
-    """The de-normalised frames the model observes [8, in, 99]: the encoder's
+    """The de-normalised frames the model observes [N, in, 99]: the encoder's
     and the first decoder input."""
     enc, dec_in, _ = self.feeds[action]
     return self.denormalize(np.concatenate([enc, dec_in[:, :1]], axis=1))
 
   def evaluate(self, predict, mask_from):
-    """predict(enc, dec_in, dec_out) -> (normalised predictions [8, out, P], loss).
-    Returns ({action: mean error [out]}, {action: de-normalised predictions
-    [8, out, 99]}, the mean of the SRNN losses)."""
+    """predict(enc, dec_in, dec_out) -> (normalised predictions [N, out, P], loss).
+    Returns ({action: mean error over the windows [out]}, {action: de-normalised
+    predictions [N, out, 99]}, the mean of the actions' losses)."""
     mean_errors, predictions, losses = {}, {}, []
     for action in self.actions:
       preds, loss = predict(*self.feeds[action])
@@ -65,13 +69,15 @@ def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):
         for f in data_utils.HORIZON_FRAMES))
 
 
-def error_summaries(mean_errors, target_len):
+def error_summaries(mean_errors, target_len, protocol="srnn8"):
   """TensorBoard values: each action's and the average's horizons, and the
-  average error summed over the whole horizon."""
+  average error summed over the whole horizon (tags srnn_seeds_* for srnn8,
+  as the original, else windows_<protocol>_*)."""
   rows = average_rows(mean_errors.items())
-  values = {"euler_error_{}/srnn_seeds_{:04d}".format(name, ms): errors[frame]
+  tag = "srnn_seeds" if protocol == "srnn8" else "windows_" + protocol
+  values = {"euler_error_{}/{}_{:04d}".format(name, tag, ms): errors[frame]
             for name, errors in rows for ms, frame in horizons(target_len)}
-  values["euler_error_average/srnn_seeds_sum"] = np.sum(rows[-1][1])
+  values["euler_error_average/{}_sum".format(tag)] = np.sum(rows[-1][1])
   return values
 
 
