@@ -162,8 +162,9 @@ def unnormalize(poses, mean, std, dim_to_use):
 
 
 def read_all_data(actions, data_dir, train_subjects=TRAIN_SUBJECTS, test_subject=TEST_SUBJECT):
-  """Loads train (subjects 1,6,7,8,9,11) and test (subject 5) sequences,
-  normalised with the statistics of the full-rate training frames."""
+  """Loads the sequences of `train_subjects` (default 1, 6, 7, 8, 9, 11) and
+  of `test_subject` (default 5), normalised with the statistics of the
+  full-rate training frames."""
   train, full_rate = load_data(data_dir, train_subjects, actions)
   test, _ = load_data(data_dir, [test_subject], actions)
   mean, std, _, dim_to_use = normalization_stats(full_rate)

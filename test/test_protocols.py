@@ -3,6 +3,7 @@ re-implementations of the published procedures, MPJPE over 32 and 22 joints
 against the 22-joint reconstruction the field's code uses, the validation
 subject, and action lists."""
 
+import glob
 import os
 import shutil
 
@@ -132,3 +133,41 @@ def test_h36m_set_up_takes_a_local_zip_and_fails_in_one_line(tmp_path):
   assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
   assert "bash data/download_h36m.sh path/to/h3.6m.zip" in failed.stderr
   assert not list(data.glob("h3.6m.zip*"))  # no partial download left behind
+
+
+def test_all_windows_observe_at_most_50_frames(h36m):
+  code, _, err = human(h36m, tiny(model="zero_velocity", eval_protocol="all", seq_length_in="60"))
+  assert code == 1 and "--seq_length_in 60: the 'all' windows observe 50 frames (at most 50)" in err
+
+
+def test_a_run_older_than_select_on_selected_on_test(tmp_path):
+  """flags.json of a run before --select_on existed: asking for validation
+  conflicts with it (its normalisation included S11), as any model flag."""
+  import json
+  import tprnn_train_human
+  from tprnn.util.errors import UsageError
+  flags = tprnn_train_human.parse_flags(["--action", "walking", "--rnn_size", "8"])
+  recorded = {k: v for k, v in vars(flags).items() if isinstance(v, (str, int, float, bool, list))}
+  del recorded["select_on"]
+  with open(str(tmp_path / "flags.json"), "w") as f:
+    json.dump(recorded, f)
+  again = tprnn_train_human.parse_flags(["--experiment_dir", str(tmp_path)])
+  assert again.select_on == "test" and again.rnn_size == 8
+  with pytest.raises(UsageError, match="--select_on validation conflicts with the run in"):
+    tprnn_train_human.parse_flags(["--experiment_dir", str(tmp_path), "--select_on", "validation"])
+
+
+@pytest.mark.slow
+def test_a_resume_must_normalise_as_the_run_did(tmp_path):
+  root = write_h36m(str(tmp_path / "h36m"), frames=400, actions=("walking", "eating"))
+  runs = str(tmp_path / "runs")
+  code, _, err = human(root, tiny(iterations="10", test_every="10", train_dir=runs))
+  assert code == 0, err
+  directory = os.path.dirname(glob.glob(runs + "/**/flags.json", recursive=True)[0])
+  code, _, err = human(root, argv=["--experiment_dir", directory, "--load", "10", "--more", "10",
+                                   "--action", "walking,eating"])
+  assert code == 1 and "the run was normalised with other statistics" in err
+  with open(os.path.join(directory, "flags.json")) as f:
+    assert '"action": "walking"' in f.read()  # the refused resume changed nothing
+  code, _, err = human(root, argv=["--experiment_dir", directory, "--load", "10", "--more", "10"])
+  assert code == 0, err

@@ -177,7 +177,10 @@ def parse(dataset, script, argv, read_recorded):
   flags = p.parse_args(argv)
   flags.prog = p.prog
   if flags.experiment_dir:
-    apply_recorded_flags(flags, explicit_flags(argv), read_recorded(flags.experiment_dir))
+    recorded = read_recorded(flags.experiment_dir)
+    if recorded is not None:  # a model flag newer than the run had its default there
+      recorded = dict({n: p.get_default(n) for n in MODEL_FLAGS if hasattr(flags, n)}, **recorded)
+    apply_recorded_flags(flags, explicit_flags(argv), recorded)
   config = Config(**dict(vars(flags), **dataset.derived_flags(flags)))
   dataset.check_flags(config)
   check_flags(config, dataset.NAME)

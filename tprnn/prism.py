@@ -1,6 +1,6 @@
 """Graph pieces shared by the basic and generic TP-RNN models: the LSTM cell,
 the roll-out over encoder frames and own predictions, and the gradients of
-its weights (the update op is built by tprnn.training.gradients).
+its weights (the update op is built by tprnn.gradients).
 
 Layers are built from `get_variable` + `matmul` (not `tf.nn.rnn_cell` or
 `tf.layers`, which Keras 3 removed) under the variable scopes of the original,
@@ -110,7 +110,7 @@ class PrismModel(object):
   dropout and the optimiser. Placeholders: encoder_inputs [N, in-1, P],
   decoder_inputs [N, out, P], decoder_outputs [N, out, P]; the output
   `outputs` is [N, out, P] and `loss` the mean squared error; make_optimizer
-  and gradients serve tprnn.training.gradients. Inside the
+  and gradients serve tprnn.gradients. Inside the
   roll-out, poses, contexts and states are feature-major, [features, N].
   """
 

@@ -9,7 +9,7 @@ A dataset module defines:
   zero_velocity(config)         the baseline's evaluation (and --sample file)
   normalisation_of_run(config, directory), inference_shape(config, normalisation),
   inference_graph(config, run_model, normalisation, batch), FRAMES_PER_SECOND   export.py
-  FORECAST_STRIDE, add_forecast_args(parser), forecast_frames(poses, path),
+  FORECAST_STRIDE, FORECAST_INPUT, add_forecast_args(parser), forecast_frames(poses),
   forecast_feeds(observed, args), forecast_rows(forecast)                       forecast.py
 and a module beside it draws its samples files for visualize.py (COMMAND,
 add_command, run, curves, horizon, MARKER, Y_LABELS), imported without

@@ -1,5 +1,6 @@
-"""H3.6M exponential-map poses (docs/PROTOCOL.md §1-3, §7): the dataset behind
-tprnn_train_human.py, evaluated on the SRNN windows of subject 5."""
+"""H3.6M exponential-map poses (docs/PROTOCOL.md §1-3, §7-8): the dataset behind
+tprnn_train_human.py, evaluated on the windows of --eval_protocol, of subject 5
+(or, while training with --select_on validation, of subject 11)."""
 
 import h5py
 import numpy as np
@@ -61,9 +62,9 @@ def directory_parts(flags):
   return [flags.dataset, flags.action], leaf
 
 
-def check_lengths(data, source_len, target_len):
+def check_lengths(data, source_len, target_len, protocol="srnn8"):
   """Every training sequence must hold a window starting at frame >= 16, and
-  the SRNN windows must fit around their seeds."""
+  the test windows must fit around their seeds."""
   window = source_len + target_len
   if data.train:
     key, seq = min(data.train.items(), key=lambda kv: len(kv[1]))
@@ -75,6 +76,9 @@ def check_lengths(data, source_len, target_len):
   if source_len > data_utils.MIN_START + data_utils.SRNN_PREFIX:
     raise UsageError("--seq_length_in {} is longer than the SRNN test windows allow (at most "
                      "{})".format(source_len, data_utils.MIN_START + data_utils.SRNN_PREFIX))
+  if protocol == "all" and source_len > data_utils.SRNN_PREFIX:
+    raise UsageError("--seq_length_in {}: the 'all' windows observe {} frames (at most {})".format(
+        source_len, data_utils.SRNN_PREFIX, data_utils.SRNN_PREFIX))
   if target_len > data_utils.SRNN_SUFFIX:
     raise UsageError("--seq_length_out {} is longer than the SRNN test windows allow (at most "
                      "{})".format(target_len, data_utils.SRNN_SUFFIX))
@@ -112,7 +116,7 @@ def evaluated_subject(flags):
 def training_task(flags):
   subject = evaluated_subject(flags)
   data = read_data(flags, test_subject=subject)
-  check_lengths(data, flags.seq_length_in, flags.seq_length_out)
+  check_lengths(data, flags.seq_length_in, flags.seq_length_out, flags.eval_protocol)
   test = srnn.SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out,
                        flags.eval_protocol, subject)
   window = flags.seq_length_in + flags.seq_length_out
@@ -175,7 +179,7 @@ def zero_velocity(flags):
   subject = data_utils.TEST_SUBJECT if flags.sample else evaluated_subject(flags)
   data = read_data(flags, test_subject=subject)
   source_len = SAMPLE_SOURCE_LEN if flags.sample else flags.seq_length_in
-  check_lengths(data, source_len, flags.seq_length_out)
+  check_lengths(data, source_len, flags.seq_length_out, flags.eval_protocol)
   test = srnn.SrnnTest(data, flags.actions, source_len, flags.seq_length_out,
                        flags.eval_protocol, subject)
   mean_errors, predictions, _ = test.evaluate(zero_velocity_predict, mask_from="gt")
@@ -195,7 +199,7 @@ POSITION_TABLES = (
 
 def position_tables(test, predictions):
   """{samples key: {action: mean error in mm [out]}} of de-normalised
-  predictions {action: [N, out, 99]} (docs/PROTOCOL.md §7)."""
+  predictions {action: [N, out, 99]} (docs/PROTOCOL.md §7-8)."""
   return {key: {action: error(predictions[action], test.gt_expmap[action]).mean(axis=0)
                 for action in test.actions}
           for key, _, error in POSITION_TABLES}

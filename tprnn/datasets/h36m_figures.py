@@ -23,7 +23,7 @@ def add_command(commands):
   h36m = commands.add_parser(COMMAND, help="GIF and strip of one H3.6M forecast")
   h36m.add_argument("samples")
   h36m.add_argument("--action", default="walking")
-  h36m.add_argument("--seed", type=int, default=0, help="which of the 8 SRNN windows (0..7)")
+  h36m.add_argument("--seed", type=int, default=0, help="which of the samples file's first 8 windows (0..7; the SRNN ones for srnn8 and 256)")
   h36m.add_argument("--every", type=int, default=5, help="strip: every k-th forecast frame")
   h36m.add_argument("--observed", type=int, default=10,
                     help="GIF: how many of the last observed frames come before the forecast")

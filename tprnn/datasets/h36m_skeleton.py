@@ -1,7 +1,7 @@
 """Forward kinematics of the 32-joint H3.6M skeleton: 99-d exponential-map
 frames to joint positions in millimetres, the mean per-joint position error
 of this port (26 joints) and the MPJPE of the field (32 and 22 joints),
-docs/PROTOCOL.md §7.
+docs/PROTOCOL.md §7-8.
 
 The skeleton (each joint's parent and its bone offset from the parent, in mm,
 in the parent's frame) is the standard one of the H3.6M exponential-map data;

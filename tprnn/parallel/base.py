@@ -25,7 +25,7 @@ class Backend(object):
     return ""
 
   def averaged(self, optimizer):
-    """The gradient pipeline's averaging stage (tprnn.training.gradients):
+    """The gradient pipeline's averaging stage (tprnn.gradients):
     `optimizer` with its gradients averaged across workers."""
     return optimizer
 

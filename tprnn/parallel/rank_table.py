@@ -1,10 +1,10 @@
 """The HCCL rank table of an Ascend run ($RANK_TABLE_FILE): which NPU each rank drives. HCCL's
 world group is every rank the table lists, so a run has exactly that many ranks. Reads both
 layouts CANN accepts: version 1.0 (`server_list[].device[]` with `rank_id`) and the older
-`group_list[].instance_list[].devices[]` (ranks in listed order). Standard library only, so the
-launch script can ask it before any TensorFlow starts:
+`group_list[].instance_list[].devices[]` (ranks in listed order). It imports no TensorFlow, so the launch
+script can ask it before any TensorFlow starts (from the repository root):
 
-  python3 rank_table.py TABLE RANK_SIZE     # prints the device id of ranks 0..RANK_SIZE-1
+  python3 -m tprnn.parallel.rank_table TABLE RANK_SIZE     # prints the device id of ranks 0..RANK_SIZE-1
 """
 
 import ipaddress
@@ -92,7 +92,7 @@ def is_placeholder(path):
 
 def main(argv):
   if len(argv) != 2 or not argv[1].isdigit():
-    raise RankTableError("usage: python3 rank_table.py TABLE RANK_SIZE")
+    raise RankTableError("usage: python3 -m tprnn.parallel.rank_table TABLE RANK_SIZE")
   print(" ".join(device_ids(argv[0], int(argv[1]))))
   if is_placeholder(argv[0]):
     print("warning: {} is the example table (documentation addresses 192.0.2.x), not this server's: "

@@ -56,7 +56,7 @@ class Loop(object):
     self.step = flags.load
     self.last_step = flags.load + (flags.iterations if flags.more == 0 else flags.more)
     self.step_time = self.loss = 0.0  # sums since the last evaluation
-    self.print_time = time.time()
+    self.recent_time, self.recent_steps = 0.0, 0  # since the last progress line
 
   def run(self):
     """Trains to the last step; returns the exit status: 0, or 128 + the
@@ -108,6 +108,8 @@ class Loop(object):
     if self.rank0:
       self.outputs.summarize(self.outputs.train_writer,
                              {"loss/loss": loss, "learning_rate/learning_rate": lr}, self.step)
+    self.recent_time += elapsed
+    self.recent_steps += 1
     if self.step % PRINT_EVERY == 0:
       self.print_progress(loss, elapsed)
     self.step_time += elapsed / self.flags.test_every
@@ -115,10 +117,10 @@ class Loop(object):
 
   def print_progress(self, loss, elapsed):
     """The original's `step NNNN; step_loss: x`, then step time, steps done of
-    the run's last step and the time left at the pace since the last line."""
-    now = time.time()
-    pace = (now - self.print_time) / (PRINT_EVERY if self.step > self.flags.load else 1)
-    self.print_time = now
+    the run's last step and the time left at the mean step time since the last
+    line (evaluations and saves left out)."""
+    pace = self.recent_time / self.recent_steps
+    self.recent_time, self.recent_steps = 0.0, 0
     print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step, {}/{}, {} left)".format(
         self.step, loss, elapsed * 1000, self.step, self.last_step,
         time_left(pace * (self.last_step - self.step))))

@@ -26,10 +26,11 @@ def main(dataset, script, argv):
   """The command line of training script `script` for `dataset`."""
   flags = parse(dataset, script, argv)
   directory = rundir.experiment_dir(flags, *dataset.directory_parts(flags))
-  flags = with_runtime(flags)
-  if flags.workers > 1:
-    return launch.launch(script, argv, flags.workers)
-  with quiet_unless_rank0(flags.cluster.rank):
+  workers = cluster.resolve(flags)
+  with quiet_unless_rank0(workers.rank):
+    flags = with_runtime(flags, workers)
+    if flags.workers > 1:
+      return launch.launch(script, argv, flags.workers)
     if flags.model == config.ZERO_VELOCITY:
       return dataset.zero_velocity(flags)
     if flags.sample:
@@ -37,14 +38,15 @@ def main(dataset, script, argv):
     return train(flags, dataset, directory)
 
 
-def with_runtime(flags):
-  """`flags` with the device Placement and the Cluster of workers they and
-  the environment ask for (probing the GPU and npu_bridge)."""
+def with_runtime(flags, workers=None):
+  """`flags` with the device Placement and the Cluster of workers (`workers`,
+  else resolved here) they and the environment ask for (probing the GPU and
+  npu_bridge)."""
+  workers = workers or cluster.resolve(flags)
   placement = None
   if flags.model != config.ZERO_VELOCITY:
     placement = devices.resolve("cpu" if flags.use_cpu else flags.device, flags.mixed_precision,
                                 flags.precision_mode, flags.xla)
-  workers = cluster.resolve(flags)
   cluster.check_run(workers, flags, placement)
   return flags.replace(placement=placement, cluster=workers)
 
@@ -80,6 +82,8 @@ def train(flags, dataset, directory):
     rundir.claim_for_training(directory, flags.load > 0, flags.overwrite)
     recorded = rundir.read_flags(directory) if flags.load > 0 else None
     seed = seeds.resolve(flags.seed, recorded and recorded.get("seed"))
+    if task.normalisation is not None and flags.load > 0:
+      rundir.check_normalisation(directory, task.normalisation)
     rundir.write_flags(directory, rundir.recordable(flags, seed))
     if task.normalisation is not None:
       rundir.write_normalisation(directory, task.normalisation)

@@ -169,6 +169,19 @@ def code_version():
   return commit.stdout.strip() + ("+" if changed.stdout.strip() else "")
 
 
+def check_normalisation(directory, stats):
+  """A resumed run must normalise as it did before (its stored `stats`, if
+  any), or its earlier checkpoints would be sampled with statistics they never
+  saw."""
+  stored = read_normalisation(directory)
+  if stored is not None and not all(
+      name in stored and stored[name].shape == value.shape and np.allclose(stored[name], value)
+      for name, value in stats.items()):
+    raise DirectoryError("{}: the run was normalised with other statistics than --action and "
+                         "--data_dir give now; resume with the run's".format(
+                             os.path.join(directory, NORMALISATION_NAME)))
+
+
 def write_normalisation(directory, stats):
   """normalisation.npz: the arrays {name: array} a dataset normalises with."""
   path = os.path.join(directory, NORMALISATION_NAME)
