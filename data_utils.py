@@ -78,9 +78,9 @@ def sequence_path(data_dir, subject, action, subaction):
                       "{}_{}.txt".format(action, subaction))
 
 
-def read_sequence(path):
-  """Reads one comma-separated exp-map file. Returns float32 [T, 99], every
-  value finite."""
+def read_sequence(path, dim=POSE_DIM):
+  """Reads one comma-separated exp-map file of `dim` numbers a line (99 on
+  H3.6M). Returns float32 [T, dim], every value finite."""
   if not os.path.isfile(path):
     raise DataError("missing sequence file {} (see {})".format(path, DATA_README))
   try:
@@ -88,17 +88,17 @@ def read_sequence(path):
       rows = [line.strip().split(",") for line in f if line.strip()]
   except UnicodeDecodeError as e:
     raise DataError("{}: not text (undecodable byte at offset {}); expected {} comma-separated "
-                    "numbers a line".format(path, e.start, POSE_DIM))
+                    "numbers a line".format(path, e.start, dim))
   for lineno, row in enumerate(rows, 1):
-    if len(row) != POSE_DIM:
+    if len(row) != dim:
       raise DataError("{}:{}: expected {} comma-separated numbers, found {}".format(
-          path, lineno, POSE_DIM, len(row)))
+          path, lineno, dim, len(row)))
   try:
-    frames = np.array(rows, dtype=np.float32).reshape(-1, POSE_DIM)
+    frames = np.array(rows, dtype=np.float32).reshape(-1, dim)
   except ValueError:
     lineno = next(i for i, row in enumerate(rows, 1) if not _all_floats(row))
     raise DataError("{}:{}: expected {} numbers, found a non-number".format(
-        path, lineno, POSE_DIM))
+        path, lineno, dim))
   finite = np.isfinite(frames).all(axis=1)
   if not finite.all():
     raise DataError("{}:{}: a value is not finite (nan or inf)".format(
@@ -135,9 +135,10 @@ def load_data(data_dir, subjects, actions):
 
 
 def normalization_stats(full_rate):
-  """Mean and std per dimension; dimensions with std < 1e-4 are dropped.
+  """Mean and std per dimension of [N, D] frames; dimensions with std < 1e-4
+  are dropped.
 
-  Returns (mean [99], std [99] with dropped dims set to 1, dim_to_ignore,
+  Returns (mean [D], std [D] with dropped dims set to 1, dim_to_ignore,
   dim_to_use) as in the SRNN pre-processing.
   """
   mean = np.mean(full_rate, axis=0)
@@ -149,14 +150,14 @@ def normalization_stats(full_rate):
 
 
 def normalize(sequences, mean, std, dim_to_use):
-  """Maps each [T, 99] sequence to its normalised [T, len(dim_to_use)] form."""
+  """Maps each [T, D] sequence to its normalised [T, len(dim_to_use)] form."""
   return {key: ((seq - mean) / std)[:, dim_to_use] for key, seq in sequences.items()}
 
 
 def unnormalize(poses, mean, std, dim_to_use):
-  """Inverse of `normalize` for [..., len(dim_to_use)] -> float32 [..., 99];
-  dropped dimensions come back as their mean."""
-  full = np.zeros(poses.shape[:-1] + (POSE_DIM,), dtype=np.float32)
+  """Inverse of `normalize` for [..., len(dim_to_use)] -> float32 [..., D]
+  (D = len(mean), 99 on H3.6M); dropped dimensions come back as their mean."""
+  full = np.zeros(poses.shape[:-1] + (len(mean),), dtype=np.float32)
   full[..., dim_to_use] = poses
   return full * std.astype(np.float32) + mean.astype(np.float32)
 
@@ -253,17 +254,18 @@ def rotmat_to_euler(R):
 
 
 def expmap_to_euler(poses):
-  """[..., 99] exp-map poses -> [..., 99] with joints 3..95 (in steps of 3)
-  converted to Euler angles; entries 0..2 (translation) are kept."""
-  joints = poses[..., 3:99].reshape(poses.shape[:-1] + (32, 3))  # [..., 32 joints, 3]
+  """[..., 3 + 3J] exp-map poses (J = 32 on H3.6M) -> the same with the J
+  triplets from entry 3 on converted to Euler angles; entries 0..2
+  (translation) are kept."""
+  joints = poses[..., 3:].reshape(poses.shape[:-1] + (-1, 3))  # [..., J, 3]
   euler = rotmat_to_euler(expmap_to_rotmat(joints))
   out = np.array(poses, dtype=np.float32)
-  out[..., 3:99] = euler.reshape(poses.shape[:-1] + (96,))
+  out[..., 3:] = euler.reshape(poses.shape[:-1] + (-1,))
   return out
 
 
 def euler_errors(pred_euler, gt_euler, mask_from):
-  """Per-frame Euclidean error [N, T] between Euler poses [N, T, 99].
+  """Per-frame Euclidean error [N, T] between Euler poses [N, T, D].
 
   The first six entries (global translation and rotation) are zeroed in both.
   The dimensions scored are those whose std over time exceeds 1e-4 in the
@@ -276,6 +278,6 @@ def euler_errors(pred_euler, gt_euler, mask_from):
   pred[..., :6] = 0
   gt[..., :6] = 0
   reference = gt if mask_from == "gt" else pred
-  used = np.std(reference, axis=1, keepdims=True) > MIN_STD  # [N, 1, 99]
+  used = np.std(reference, axis=1, keepdims=True) > MIN_STD  # [N, 1, D]
   errors = np.sqrt(np.sum(np.where(used, (gt - pred) ** 2, 0), axis=-1))
   return errors.astype(np.float64)

@@ -2,17 +2,12 @@
 tprnn_train_human.py, evaluated on the windows of --eval_protocol, of subject 5
 (or, while training with --select_on validation, of subject 11)."""
 
-import h5py
-import numpy as np
-import tensorflow.compat.v1 as tf
 
 import data_utils
-from tprnn.datasets import h36m_skeleton
+from tprnn.datasets import expmap, h36m_skeleton
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import srnn
-from tprnn.evaluation.report import Criterion, Report, average_rows
 from tprnn.evaluation.baseline import zero_velocity_predict
-from tprnn.util import atomic_file
 from tprnn.util.errors import UsageError
 
 NAME = "human"
@@ -120,40 +115,17 @@ def training_task(flags):
   test = srnn.SrnnTest(data, flags.actions, flags.seq_length_in, flags.seq_length_out,
                        flags.eval_protocol, subject)
   window = flags.seq_length_in + flags.seq_length_out
-  last_horizon = srnn.horizons(flags.seq_length_out)[-1][1]
 
   def next_batch(rng, batch_size, sequences=data.train):
     windows = data_utils.random_windows(sequences, rng, batch_size, window)
     return data_utils.split_windows(windows, flags.seq_length_in)
 
-  def evaluate(predict, status):
-    _, val_loss = predict(*next_batch(status.rng, flags.batch_size, data.test))
-    mean_errors, _, srnn_loss = test.evaluate(predict, mask_from="gt")
-    srnn.print_table(mean_errors, flags.seq_length_out)
-    print_status(status, val_loss, srnn_loss)
-    average = average_rows(mean_errors.items())[-1][1]
-    summaries = dict(srnn.error_summaries(mean_errors, flags.seq_length_out, flags.eval_protocol),
-                     **{"loss/loss": val_loss})
-    return Report([Criterion("average error at the last horizon", average[last_horizon], False),
-                   Criterion("average error summed", np.sum(average), False)], summaries)
+  def validation_batch(rng):
+    return next_batch(rng, flags.batch_size, data.test)
 
+  evaluate = expmap.training_evaluation(test, validation_batch, flags.eval_protocol)
   # the model sees the dimensions the normalisation keeps (54 on H3.6M)
   return TrainingTask(len(data.dim_to_use), stats_of(data), next_batch, evaluate)
-
-
-def print_status(status, val_loss, srnn_loss):
-  print()
-  print("============================\n"
-        "Global step:         {}\n"
-        "Learning rate:       {:.4f}\n"
-        "Step-time (ms):     {:.4f}\n"
-        "Train loss avg:      {:.4f}\n"
-        "--------------------------\n"
-        "Val loss:            {:.4f}\n"
-        "srnn loss:           {:.4f}\n"
-        "============================".format(
-            status.global_step, status.learning_rate, status.step_time_ms,
-            status.train_loss, val_loss, srnn_loss))
 
 
 def sampling_task(flags, normalisation):
@@ -197,40 +169,9 @@ POSITION_TABLES = (
      lambda pred, gt: h36m_skeleton.mpjpe(pred, gt, h36m_skeleton.PREDICTED_JOINTS)))
 
 
-def position_tables(test, predictions):
-  """{samples key: {action: mean error in mm [out]}} of de-normalised
-  predictions {action: [N, out, 99]} (docs/PROTOCOL.md §7-8)."""
-  return {key: {action: error(predictions[action], test.gt_expmap[action]).mean(axis=0)
-                for action in test.actions}
-          for key, _, error in POSITION_TABLES}
-
-
 def report_samples(path, test, mean_errors, predictions):
-  """--sample's millimetre tables and samples file."""
-  tables = position_tables(test, predictions)
-  for key, title, _ in POSITION_TABLES:
-    srnn.print_table(tables[key], test.target_len, cell=" {0:5.1f} |", title=title)
-  write_samples(path, test, mean_errors, tables, predictions)
-
-
-def write_samples(path, test, mean_errors, tables, predictions):
-  """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
-  the first eight windows of the protocol, de-normalised [out, 99]) and
-  mean_{action}_error [out] (over all of them), as the original;
-  besides, expmap/observed/{action}_{i} [in, 99] (the frames the model saw)
-  and the millimetre curves mean_{action}_{position_error,mpjpe,mpjpe22} [out]."""
-  with atomic_file.atomic_output(path) as tmp:
-    with h5py.File(tmp, "w") as f:
-      for action, errors in mean_errors.items():
-        observed = test.observed(action)
-        for i in range(min(data_utils.SRNN_NUM_SEEDS, len(observed))):  # the first 8 windows
-          f.create_dataset("expmap/gt/{}_{}".format(action, i), data=test.gt_expmap[action][i])
-          f.create_dataset("expmap/preds/{}_{}".format(action, i), data=predictions[action][i])
-          f.create_dataset("expmap/observed/{}_{}".format(action, i), data=observed[i])
-        f.create_dataset("mean_{}_error".format(action), data=errors)
-        for key in tables:
-          f.create_dataset("mean_{}_{}".format(action, key), data=tables[key][action])
-  print("Wrote {}".format(path))
+  """--sample's millimetre tables and samples file (docs/PROTOCOL.md §7-8)."""
+  expmap.report_samples(path, POSITION_TABLES, test, mean_errors, predictions)
 
 
 # ----------------------------------------------------------------------------
@@ -252,16 +193,8 @@ def inference_shape(flags, normalisation):
 def inference_graph(flags, run_model, normalisation, batch):
   """observed [N, 50, 99] exp-map frames -> forecast [N, out, 99], the
   normalisation inside. Returns ({name: placeholder}, forecast)."""
-  source_len, target_len = SAMPLE_SOURCE_LEN, flags.seq_length_out
-  mean, std = (normalisation[k].astype(np.float32) for k in ("mean", "std"))
-  dims = normalisation["dim_to_use"].astype(np.int32)
-  observed = tf.placeholder(tf.float32, [batch, source_len, data_utils.POSE_DIM], name="observed")
-  normalised = tf.gather((observed - mean) / std, dims, axis=2)  # [N, T, P]
-  prediction = run_model(normalised[:, :source_len - 1], normalised[:, source_len - 1:])
-  scatter = np.eye(data_utils.POSE_DIM, dtype=np.float32)[dims]  # [P, 99]: dropped dims stay 0
-  full = tf.reshape(tf.matmul(tf.reshape(prediction, [-1, len(dims)]), scatter),
-                    [-1, target_len, data_utils.POSE_DIM])  # [N, out, 99]
-  return {"observed": observed}, full * std + mean
+  return expmap.inference_graph(run_model, normalisation, batch, SAMPLE_SOURCE_LEN,
+                                flags.seq_length_out, data_utils.POSE_DIM)
 
 
 def add_forecast_args(parser):
@@ -270,14 +203,14 @@ def add_forecast_args(parser):
 
 def forecast_frames(poses):
   """[T, 99] exp-map frames of a [T, 99] input, else None."""
-  return poses if poses.ndim == 2 and poses.shape[1] == data_utils.POSE_DIM else None
+  return expmap.forecast_frames(poses, data_utils.POSE_DIM)
 
 
 FORECAST_INPUT = "99 exponential-map numbers a line, or a [T, 99] .npy"
 
 
 def forecast_feeds(observed, args):
-  return {"observed": observed[None].astype(np.float32)}
+  return expmap.forecast_feeds(observed)
 
 
 def forecast_rows(forecast):

@@ -5,13 +5,13 @@ docs/PROTOCOL.md §7-8.
 
 The skeleton (each joint's parent and its bone offset from the parent, in mm,
 in the parent's frame) is the standard one of the H3.6M exponential-map data;
-joint j is rotated by the exp-map triplet at entries 3 + 3j .. 5 + 3j. As in
-the Euler error, the global translation (entries 0..2) and rotation (3..5)
-are zeroed: the root stays at the origin, unrotated, and positions say how
-the body moves relative to it.
+joint j is rotated by the exp-map triplet at entries 3 + 3j .. 5 + 3j, and the
+global translation and rotation are left out (tprnn.datasets.kinematics).
 """
 
 import numpy as np
+
+from tprnn.datasets import kinematics
 
 NUM_JOINTS = 32
 # Parent of each joint (-1: the root); a parent always precedes its children.
@@ -37,58 +37,17 @@ PREDICTED_JOINTS = np.array([2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19
 BONES = [(int(PARENTS[j]), int(j)) for j in MOVING_JOINTS]
 
 
-def rotation_matrices(r):
-  """Rodrigues' formula, exactly: [..., 3] axis-angle -> [..., 3, 3]
-  orthonormal rotations (the identity at angle 0). The Euler error's
-  data_utils.expmap_to_rotmat keeps the SRNN code's epsilon instead, which
-  would stretch bones along the chain by ~1e-6."""
-  theta = np.linalg.norm(r, axis=-1)[..., None]  # [..., 1]
-  axis = r / np.where(theta > 0, theta, 1.0)
-  x, y, z = axis[..., 0], axis[..., 1], axis[..., 2]
-  zero = np.zeros_like(x)
-  skew = np.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1).reshape(r.shape + (3,))
-  sin, cos = np.sin(theta)[..., None], np.cos(theta)[..., None]  # [..., 1, 1]
-  return np.eye(3) + sin * skew + (1 - cos) * np.matmul(skew, skew)
-
-
-def joint_rotations(frames):
-  """[..., 99] exp-map frames -> [..., 32, 3, 3] local joint rotations, the
-  root's (entries 3..5) replaced by the identity."""
-  triplets = np.array(frames[..., 3:99], dtype=np.float64).reshape(
-      frames.shape[:-1] + (NUM_JOINTS, 3))  # [..., 32, 3]
-  triplets[..., 0, :] = 0.0
-  return rotation_matrices(triplets)
-
-
-def positions(frames):
-  """[..., 99] exp-map frames -> [..., 32, 3] joint positions in mm.
-
-  Row-vector convention of the H3.6M tools: a joint's global rotation is its
-  local rotation times its parent's, and its position is its offset rotated
-  by the parent's global rotation plus the parent's position. Vectorised over
-  frames; the 32 joints are visited once, parents first.
-  """
-  local = joint_rotations(frames)
-  shape = frames.shape[:-1]
-  glob = np.empty(shape + (NUM_JOINTS, 3, 3))
-  xyz = np.zeros(shape + (NUM_JOINTS, 3))
-  glob[..., 0, :, :] = local[..., 0, :, :]
-  for j in range(1, NUM_JOINTS):
-    p = PARENTS[j]
-    xyz[..., j, :] = np.einsum("i,...ij->...j", OFFSETS[j], glob[..., p, :, :]) + xyz[..., p, :]
-    glob[..., j, :, :] = np.matmul(local[..., j, :, :], glob[..., p, :, :])
-  return xyz
+SKELETON = kinematics.Skeleton(PARENTS, OFFSETS)
+positions = SKELETON.positions  # [..., 99] exp-map frames -> [..., 32, 3] in mm
 
 
 def position_errors(pred_frames, gt_frames):
   """Mean over the moving joints of the Euclidean distance (mm) between
   predicted and true positions: [..., T, 99] twice -> [..., T]."""
-  distance = np.linalg.norm(positions(pred_frames) - positions(gt_frames), axis=-1)
-  return distance[..., MOVING_JOINTS].mean(axis=-1)
+  return SKELETON.mpjpe(pred_frames, gt_frames, MOVING_JOINTS)
 
 
 def mpjpe(pred_frames, gt_frames, joints=None):
   """The mean per-joint position error as the field reports it (mm): over all
   32 joints (`joints` None) or the given ones. [..., T, 99] twice -> [..., T]."""
-  distance = np.linalg.norm(positions(pred_frames) - positions(gt_frames), axis=-1)
-  return distance.mean(axis=-1) if joints is None else distance[..., joints].mean(axis=-1)
+  return SKELETON.mpjpe(pred_frames, gt_frames, joints)

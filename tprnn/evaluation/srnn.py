@@ -1,7 +1,7 @@
-"""The window protocols of H3.6M (docs/PROTOCOL.md §2-3, §8): the published
-eight SRNN windows per action of the test subject (srnn8), the field's 256
-and all windows, the Euler-angle error at each predicted frame, the
-original's tables and TensorBoard values."""
+"""Scoring exp-map models on test windows (docs/PROTOCOL.md §2-3, §8-9): the
+Euler-angle error at each predicted frame, the original's tables and
+TensorBoard values; and the windows of H3.6M: the published eight SRNN
+windows per action of the test subject (srnn8), the field's 256 and all."""
 
 import numpy as np
 
@@ -15,20 +15,18 @@ def horizons(target_len):
           if f < target_len]
 
 
-class SrnnTest(object):
-  """The test windows of each action under `protocol` (srnn8, 256 or all; see
-  data_utils.eval_anchors) on the sequences of `subject` in data.test, and
-  their de-normalised ground truth in exp-map [N, out, 99] and Euler angles."""
+class WindowTest(object):
+  """Normalised test windows {action: [N, source_len + target_len, P]} of
+  `data` (a data_utils.Dataset, whose statistics de-normalise), their feeds,
+  and their de-normalised ground truth in exp-map [N, out, D] and Euler
+  angles."""
 
-  def __init__(self, data, actions, source_len, target_len, protocol="srnn8",
-               subject=data_utils.TEST_SUBJECT):
-    self.data, self.actions, self.target_len = data, actions, target_len
+  def __init__(self, data, windows, source_len, target_len, protocol):
+    self.data, self.actions, self.target_len = data, list(windows), target_len
     self.protocol = protocol
     self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
-    for action in actions:
-      windows = data_utils.eval_windows(data.test, action, source_len, target_len, protocol,
-                                        subject)
-      self.feeds[action] = data_utils.split_windows(windows, source_len)
+    for action, action_windows in windows.items():
+      self.feeds[action] = data_utils.split_windows(action_windows, source_len)
       self.gt_expmap[action] = self.denormalize(self.feeds[action][2])
       self.gt_euler[action] = data_utils.expmap_to_euler(self.gt_expmap[action])
 
@@ -36,7 +34,7 @@ class SrnnTest(object):
     return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
 
   def observed(self, action):
-    """The de-normalised frames the model observes [N, in, 99]: the encoder's
+    """The de-normalised frames the model observes [N, in, D]: the encoder's
     and the first decoder input."""
     enc, dec_in, _ = self.feeds[action]
     return self.denormalize(np.concatenate([enc, dec_in[:, :1]], axis=1))
@@ -44,7 +42,7 @@ class SrnnTest(object):
   def evaluate(self, predict, mask_from):
     """predict(enc, dec_in, dec_out) -> (normalised predictions [N, out, P], loss).
     Returns ({action: mean error over the windows [out]}, {action: de-normalised
-    predictions [N, out, 99]}, the mean of the actions' losses)."""
+    predictions [N, out, D]}, the mean of the actions' losses)."""
     mean_errors, predictions, losses = {}, {}, []
     for action in self.actions:
       preds, loss = predict(*self.feeds[action])
@@ -54,6 +52,17 @@ class SrnnTest(object):
       mean_errors[action] = errors.mean(axis=0)
       losses.append(loss)
     return mean_errors, predictions, float(np.mean(losses))
+
+
+class SrnnTest(WindowTest):
+  """The H3.6M test windows of each action under `protocol` (srnn8, 256 or
+  all; see data_utils.eval_anchors) on the sequences of `subject` in data.test."""
+
+  def __init__(self, data, actions, source_len, target_len, protocol="srnn8",
+               subject=data_utils.TEST_SUBJECT):
+    windows = {action: data_utils.eval_windows(data.test, action, source_len, target_len,
+                                               protocol, subject) for action in actions}
+    super().__init__(data, windows, source_len, target_len, protocol)
 
 
 def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):
