@@ -11,6 +11,8 @@ training, and only float32/int32 tensors:
          -> forecast [N, out, 99]; the normalisation (the run's
          normalisation.npz, or recomputed from the data for runs without it) is
          inside the graph.
+  CMU    observed [N, T, 117] exp-map frames, T = the run's --seq_length_in
+         -> forecast [N, out, 117], the normalisation inside as on H3.6M.
   Penn   observed [N, T, 13, 2] pixel (x, y), T = 1 (2 with --init_velocity),
          box_centre [N, 2] and box_size [N] (the side L of each sequence's
          square box, docs/PROTOCOL.md §6) -> forecast [N, 16, 13, 2] pixels.
@@ -55,7 +57,7 @@ def parse_args(argv):
   p.add_argument("--batch_size", type=int, default=0,
                  help="fix the batch dimension (0: any), e.g. for the offline converter")
   p.add_argument("--data_dir", default="",
-                 help="H3.6M runs without a stored normalisation: the data it is recomputed "
+                 help="H3.6M or CMU runs without a stored normalisation: the data it is recomputed "
                       "from (default: the run's)")
   args = p.parse_args(argv)
   if args.batch_size < 0:

@@ -5,11 +5,12 @@
 H3.6M input: the dataset's own format, one frame of 99 comma-separated
 exponential-map numbers a line (.txt, .csv) or a [T, 99] .npy; the dataset's
 files are 50 Hz and the model 25 fps, so every --stride-th frame is used
-(default 2). Penn Action input: one frame a line of 26 numbers, the 13 joints'
+(default 2). CMU-Mocap input: the same with 117 numbers a line (files
+down-sampled by 2 as well). Penn Action input: one frame a line of 26 numbers, the 13 joints'
 x then their y, in pixels (.txt, .csv), or a [T, 13, 2] .npy (x, y); the box
 is --box x_min,y_min,x_max,y_max, by default the box of the observed frames.
 The model sees the last frames of the input and forecasts the frames after
-them, written as .npy ([out, 99] or [out, 13, 2]) or text (one frame a line).
+them, written as .npy ([out, 99], [out, 117] or [out, 13, 2]) or text (one frame a line).
 """
 
 from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
@@ -40,8 +41,8 @@ def parse_args(argv):
   p.add_argument("--input", required=True, help="poses: .txt, .csv or .npy")
   p.add_argument("--output", required=True, help="forecast: .npy, .txt or .csv")
   p.add_argument("--stride", type=int, default=None,
-                 help="use every stride-th input frame (default: 2 for H3.6M's 50 Hz files, 1 "
-                      "for Penn)")
+                 help="use every stride-th input frame (default: 2 for the H3.6M and CMU-Mocap "
+                      "files, 1 for Penn)")
   for name in sorted(datasets.DATASETS):
     datasets.get(name).add_forecast_args(p)
   return p.parse_args(argv)
@@ -57,7 +58,7 @@ def read_manifest(model):
 
 
 def read_poses(path, dataset):
-  """The dataset's float64 frames of the input file ([T, 99] H3.6M, [T, 13, 2] Penn)."""
+  """The dataset's float64 frames of the input file ([T, 99] H3.6M, [T, 117] CMU, [T, 13, 2] Penn)."""
   if not os.path.isfile(path):
     raise ForecastError("--input {} not found".format(path))
   try:

@@ -3,11 +3,13 @@
   python visualize.py h36m samples.h5 --action walking --seed 0 --out figures
       an animated GIF (the last --observed frames, then the forecast beside
       the ground truth) and a PNG strip of every --every-th forecast frame
+  python visualize.py cmu samples.h5 --action walking --seed 0 --out figures
+      the same for a CMU-Mocap samples file
   python visualize.py penn samples.h5 --index 0 --out figures [--frames_dir DIR]
       2D skeleton strips of ground truth and prediction, over the video
       frames DIR/NNNN/FFFFFF.jpg when given
   python visualize.py compare a.h5 b.h5 --labels model,zero_velocity --out figures
-      error against the horizon for every action (H3.6M: Euler angles and mm),
+      error against the horizon for every action (H3.6M, CMU-Mocap: Euler angles and mm),
       or PCK against the predicted step (Penn), one line per file
 
 Everything is written atomically into --out; matplotlib runs headless (Agg).

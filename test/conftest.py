@@ -3,6 +3,7 @@ in-process, synthetic H3.6M and Penn label files and subsets of the shared label
 npu_bridge (in-process or for processes), processes stopped whatever happens."""
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -24,6 +25,8 @@ REFERENCE = os.path.join(SHARED, "reference")
 HUMAN_INDEX = os.path.join(REFERENCE, "published_checkpoints", "human", "checkpoint-92000")
 HUMAN_SCRIPT = os.path.join(ROOT, "tprnn_train_human.py")
 PENN_SCRIPT = os.path.join(ROOT, "tprnn_train_penn.py")
+CMU_SCRIPT = os.path.join(ROOT, "tprnn_train_cmu.py")
+CMU_DIR = os.path.join(SHARED, "data", "cmu_mocap")
 PENN_CHECKPOINT = os.path.join(REFERENCE, "published_checkpoints", "penn", "checkpoint-63000")
 
 sys.path.insert(0, ROOT)
@@ -74,20 +77,27 @@ def tiny(**changes):
 RECOVERY = tiny(seed="11", test_every="10", save_every="10", learning_rate=DROP)
 
 
-def human(data_dir, flags=None, argv=(), **changes):
-  """Runs tprnn_train_human.py's main in-process on `data_dir`: the flag mapping `flags` (e.g. TINY)
-  with `changes` (see with_flags), then the raw arguments `argv`.
+def script_main(module_name, data_dir, flags, argv, changes):
+  """Runs training script `module_name`'s main in-process on `data_dir`: the flag mapping `flags`
+  (e.g. TINY) with `changes` (see with_flags), then the raw arguments `argv`.
   Returns (exit code, stdout, stderr)."""
-  import tprnn_train_human
   merged = with_flags(dict({"--data_dir": str(data_dir)}, **(flags or {})), **changes)
-  return run_script(tprnn_train_human, argv_of(merged) + list(argv))
+  return run_script(importlib.import_module(module_name), argv_of(merged) + list(argv))
+
+
+def human(data_dir, flags=None, argv=(), **changes):
+  """tprnn_train_human.py's main on `data_dir` (see script_main)."""
+  return script_main("tprnn_train_human", data_dir, flags, argv, changes)
 
 
 def penn(data_dir, flags=None, argv=(), **changes):
-  """tprnn_train_penn.py's main in-process on the labels folder `data_dir`, as human()."""
-  import tprnn_train_penn
-  merged = with_flags(dict({"--data_dir": str(data_dir)}, **(flags or {})), **changes)
-  return run_script(tprnn_train_penn, argv_of(merged) + list(argv))
+  """tprnn_train_penn.py's main on the labels folder `data_dir` (see script_main)."""
+  return script_main("tprnn_train_penn", data_dir, flags, argv, changes)
+
+
+def cmu(data_dir, flags=None, argv=(), **changes):
+  """tprnn_train_cmu.py's main on `data_dir` (see script_main)."""
+  return script_main("tprnn_train_cmu", data_dir, flags, argv, changes)
 
 
 def human_flags(argv=()):
@@ -308,6 +318,27 @@ def launcher_run(processes, script, flags, timeout=240):
       processes.worker_pids += [int(p) for p in found.group(1).split()]
   proc.wait(timeout=timeout)
   return proc.returncode, "".join(out), proc.stderr.read()
+
+
+def assert_two_workers_equal_one_process(processes, script, flags, tmp_path):
+  """Same seed: 2 workers x batch 4 and 1 process x batch 8 of `script` with
+  `flags` print the same global losses and end with the same weights (with
+  --max_gradient_norm 0.05 clipping is active: the losses' gradient norms are
+  far above it)."""
+  flags = dict(flags, **{"--iterations": "21", "--test_every": "100"})
+  code, single, err = launcher_run(processes, script, dict(flags, **{
+      "--batch_size": "8", "--train_dir": str(tmp_path / "one")}))
+  assert code == 0, err
+  code, double, err = launcher_run(processes, script, dict(flags, **{
+      "--batch_size": "4", "--workers": "2", "--train_dir": str(tmp_path / "two")}))
+  assert code == 0, err
+  assert "Distributed: collective backend, worker 0 of 2" in double
+  assert len(losses(single)) == 3 and losses(double) == losses(single)
+  (one_dir,), (two_dir,) = checkpoint_dirs(str(tmp_path / "one")), checkpoint_dirs(str(tmp_path / "two"))
+  one, two = weights(one_dir, 21), weights(two_dir, 21)
+  assert sorted(one) == sorted(two)
+  for name in one:
+    np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
 
 
 def read_until(proc, pattern):

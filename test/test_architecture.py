@@ -30,7 +30,7 @@ LAYERS = [("tprnn/util/", "tprnn/__init__.py"),
           ("tprnn/parallel/", "tprnn/evaluation/"),
           ("tprnn/config.py",),
           ("tprnn/datasets/", "tprnn/training/"),
-          ("tprnn_train_human.py", "tprnn_train_penn.py", "export.py", "forecast.py",
+          ("tprnn_train_human.py", "tprnn_train_penn.py", "tprnn_train_cmu.py", "export.py", "forecast.py",
            "visualize.py")]
 
 

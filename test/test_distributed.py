@@ -22,6 +22,7 @@ from tprnn.training import run
 from tprnn.parallel import launch
 import tprnn_train_human
 from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_SCRIPT as PENN, TINY, alive,
+                      assert_two_workers_equal_one_process,
                       argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need, penn_labels,
                       read_until, run_script, weights)
 
@@ -35,24 +36,8 @@ from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_SCRIPT as PENN, TINY
 
 @pytest.mark.slow
 def test_two_workers_equal_one_process_with_twice_the_batch(processes, h36m, tmp_path, model):
-  """Same seed: 2 workers x batch 4 and 1 process x batch 8 print the same
-  global losses and end with the same weights (clipping active: the
-  gradient norm of these losses is far above 0.05)."""
-  flags = dict(TINY, **model)
-  flags.update({"--data_dir": h36m, "--iterations": "21", "--test_every": "100"})
-  code, single, err = launcher_run(processes, HUMAN, dict(flags, **{
-      "--batch_size": "8", "--train_dir": str(tmp_path / "one")}))
-  assert code == 0, err
-  code, double, err = launcher_run(processes, HUMAN, dict(flags, **{
-      "--batch_size": "4", "--workers": "2", "--train_dir": str(tmp_path / "two")}))
-  assert code == 0, err
-  assert "Distributed: collective backend, worker 0 of 2" in double
-  assert len(losses(single)) == 3 and losses(double) == losses(single)
-  (one_dir,), (two_dir,) = checkpoint_dirs(str(tmp_path / "one")), checkpoint_dirs(str(tmp_path / "two"))
-  one, two = weights(one_dir, 21), weights(two_dir, 21)
-  assert sorted(one) == sorted(two)
-  for name in one:
-    np.testing.assert_allclose(two[name], one[name], atol=1e-5, err_msg=name)
+  assert_two_workers_equal_one_process(processes, HUMAN, dict(TINY, **{"--data_dir": h36m}, **model),
+                                       tmp_path)
 
 
 def test_broadcast_gives_every_worker_rank0_weights_and_seed():

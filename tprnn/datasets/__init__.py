@@ -22,7 +22,8 @@ from tprnn.util.errors import UsageError
 
 # --dataset name -> (dataset module, figures module)
 DATASETS = {"human": ("tprnn.datasets.h36m", "tprnn.datasets.h36m_figures"),
-            "penn": ("tprnn.datasets.penn", "tprnn.datasets.penn_figures")}
+            "penn": ("tprnn.datasets.penn", "tprnn.datasets.penn_figures"),
+            "cmu": ("tprnn.datasets.cmu", "tprnn.datasets.cmu_figures")}
 
 
 def get(name):

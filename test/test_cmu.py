@@ -1,0 +1,210 @@
+"""CMU-Mocap (docs/PROTOCOL.md §9): the 38-joint forward kinematics against an
+independent rotation chain, the test windows against LTD's draws, the
+zero-velocity baseline's Euler error and MPJPE recomputed from the raw files,
+missing files and bad flags, and train / --sample / export / forecast /
+visualize end to end on the shared actions, with two workers as with one."""
+
+import os
+import re
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.transform import Rotation
+
+from tprnn.datasets import cmu_skeleton
+from tprnn.evaluation import cmu_windows
+import export
+import tprnn_train_cmu
+from conftest import (CMU_DIR, CMU_SCRIPT, ROOT, TINY, assert_two_workers_equal_one_process, cmu,
+                      error_lines, losses, need, run_script)
+from test_export import check_inference_graph, fresh_process
+
+SHARED_ACTIONS = ("basketball", "jumping", "running", "walking")
+# LTD's 8 draws (utils/data_utils.py, RandomState(1234567890) per action,
+# randint(0, T - 75)) on the shared test files, and T after down-sampling by 2.
+LTD_DRAWS = {"basketball": (289, [130, 102, 47, 140, 51, 33, 171, 105]),
+             "jumping": (1043, [386, 358, 47, 140, 819, 289, 939, 105]),
+             "running": (82, [2, 6, 4, 3, 1, 3, 1, 4]),
+             "walking": (180, [2, 102, 47, 12, 51, 33, 43, 60])}
+
+
+def raw_file(split, action, index=1):
+  """A shared file as float64 [T, 117], every second frame."""
+  path = os.path.join(need(CMU_DIR), split, action, "{}_{}.txt".format(action, index))
+  return np.loadtxt(path, delimiter=",")[::2]
+
+
+def chain_positions(frames):
+  """[N, 38, 3] joint positions of [N, 117] frames by scipy rotations and
+  column vectors: joint j sits at A_parent(offset_j) + p_parent with
+  A_j = A_parent * R_j^T (R_j^T: the rotation by -r_j); the root's position
+  and rotation are left out, as LTD's fkl."""
+  n = len(frames)
+  orientation = [Rotation.identity(n)] * 38
+  xyz = np.zeros((n, 38, 3))
+  for j in range(1, 38):
+    parent = cmu_skeleton.PARENTS[j]
+    xyz[:, j] = orientation[parent].apply(cmu_skeleton.OFFSETS[j]) + xyz[:, parent]
+    orientation[j] = orientation[parent] * Rotation.from_rotvec(-frames[:, 3 + 3 * j:6 + 3 * j])
+  return xyz
+
+
+def srnn_euler(frames):
+  """[N, 117] -> [N, 117]: entries 3.. as Euler angles of the SRNN formula
+  (e2 = -asin R02, e1 = atan2(R12, R22), e3 = atan2(R01, R00)), from scipy's matrices."""
+  R = Rotation.from_rotvec(frames[:, 3:].reshape(-1, 3)).as_matrix()
+  euler = np.stack([np.arctan2(R[:, 1, 2], R[:, 2, 2]), -np.arcsin(R[:, 0, 2]),
+                    np.arctan2(R[:, 0, 1], R[:, 0, 0])], axis=-1)
+  return np.concatenate([frames[:, :3], euler.reshape(len(frames), -1)], axis=1)
+
+
+def test_forward_kinematics_is_the_rotation_chain_and_keeps_bone_lengths():
+  lengths = np.linalg.norm(cmu_skeleton.OFFSETS, axis=1)
+  for action in SHARED_ACTIONS:
+    frames = raw_file("test", action)
+    xyz = cmu_skeleton.positions(frames)  # [T, 38, 3]
+    np.testing.assert_allclose(xyz[::7], chain_positions(frames[::7]), atol=1e-9)
+    for j in range(1, 38):
+      bone = np.linalg.norm(xyz[:, j] - xyz[:, cmu_skeleton.PARENTS[j]], axis=-1)
+      np.testing.assert_allclose(bone, lengths[j], atol=1e-6, err_msg="joint {}".format(j))
+    for joint, base in cmu_skeleton.COPIED_FROM.items():
+      np.testing.assert_allclose(xyz[:, joint], xyz[:, base], atol=1e-9)
+    assert np.ptp(xyz[..., 1], axis=1).max() > 1500  # standing, a body about 1.8 thousand units tall
+    assert np.ptp(xyz[:, cmu_skeleton.MOVING_JOINTS], axis=0).max() > 100  # that moves
+
+
+def test_windows_are_ltds_draws_continued_and_every_start():
+  for action, (length, draws) in LTD_DRAWS.items():
+    assert len(raw_file("test", action)) == length
+    assert [a - 50 for a in cmu_windows.anchors(length, 25, "8")] == draws
+    rng = np.random.RandomState(1234567890)
+    continued = [50 + rng.randint(0, length - 75) for _ in range(256)]
+    assert cmu_windows.anchors(length, 25, "256") == continued
+    assert cmu_windows.anchors(length, 10, "all") == list(range(50, length - 10 + 1))
+    sequence = np.arange(length)[:, None]
+    assert cmu_windows.windows(sequence, 10, 25, "8")[:, :, 0].tolist() == [
+        list(range(d + 40, d + 75)) for d in draws]
+
+
+def independent_zero_velocity(action):
+  """(Euler error [25], MPJPE [25]) of repeating the last of 50 observed
+  frames over LTD's 8 windows, from the raw test file."""
+  frames = raw_file("test", action)
+  euler_errors, mpjpes = [], []
+  for draw in LTD_DRAWS[action][1]:
+    gt = frames[draw + 50:draw + 75]
+    pred = np.repeat(frames[draw + 49:draw + 50], 25, axis=0)
+    gt_euler, pred_euler = srnn_euler(gt), srnn_euler(pred)
+    gt_euler[:, :6] = pred_euler[:, :6] = 0
+    used = gt_euler.std(axis=0) > 1e-4
+    euler_errors.append(np.sqrt((((gt_euler - pred_euler) * used) ** 2).sum(axis=1)))
+    mpjpes.append(np.linalg.norm(chain_positions(pred) - chain_positions(gt), axis=-1).mean(-1))
+  return np.mean(euler_errors, axis=0), np.mean(mpjpes, axis=0)
+
+
+def test_zero_velocity_errors_equal_an_independent_computation(tmp_path):
+  samples = str(tmp_path / "zero.h5")
+  code, out, err = cmu(need(CMU_DIR), argv=["--action", "walking,running", "--model",
+                                            "zero_velocity", "--sample", "--samples_file", samples])
+  assert code == 0, err
+  assert "MPJPE (mm, all 38 joints" in out
+  with h5py.File(samples, "r") as f:
+    assert f.attrs["dataset"] == "cmu"
+    for action in ("walking", "running"):
+      euler, mpjpe = independent_zero_velocity(action)
+      np.testing.assert_allclose(f["mean_{}_error".format(action)][()], euler, atol=1e-4)
+      np.testing.assert_allclose(f["mean_{}_mpjpe".format(action)][()], mpjpe, atol=1e-2)
+      assert f["expmap/gt/{}_7".format(action)].shape == (25, 117)
+
+
+def linked_copy(root, actions, drop=()):
+  """A data directory of symbolic links to the shared files of `actions`, without `drop`."""
+  for split in ("train", "test"):
+    for action in actions:
+      os.makedirs(os.path.join(root, split, action))
+      for name in os.listdir(os.path.join(need(CMU_DIR), split, action)):
+        if os.path.join(split, action, name) not in drop:
+          os.symlink(os.path.join(CMU_DIR, split, action, name),
+                     os.path.join(root, split, action, name))
+  return str(root)
+
+
+@pytest.mark.parametrize("action, drop, missing, complete", [
+    ("all", (), "train/basketball_signal/basketball_signal_1.txt",
+     "--action basketball,jumping,running,walking"),
+    ("walking,running", ("train/walking/walking_3.txt",), "train/walking/walking_3.txt",
+     "--action basketball,jumping,running"),
+])
+def test_a_missing_file_is_one_line_naming_it_and_the_complete_actions(tmp_path, action, drop,
+                                                                        missing, complete):
+  data = linked_copy(tmp_path / "cmu", SHARED_ACTIONS, drop)
+  code, _, err = cmu(data, TINY, action=action, train_dir=str(tmp_path / "exp"))
+  assert code == 1
+  (line,) = error_lines(err)
+  assert os.path.join(data, missing) in line and line.endswith(complete)
+  assert not os.path.exists(str(tmp_path / "exp"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--eval_protocol", "srnn8"], "unknown --eval_protocol 'srnn8': expected one of 8, 256, all"),
+    (["--seq_length_out", "30"], "--seq_length_out 30: the CMU-Mocap test windows hold 2 to 25"),
+    (["--seq_length_in", "60"], "--seq_length_in 60: the CMU-Mocap test windows observe 50"),
+    (["--action", "walking,dancing"], "unknown --action 'dancing'"),
+])
+def test_bad_flags_are_one_line(argv, message):
+  code, _, err = run_script(tprnn_train_cmu, ["--rnn_size", "8"] + argv)
+  assert code == 1 and len(error_lines(err)) == 1 and message in err, err
+
+
+@pytest.mark.slow
+def test_train_sample_export_forecast_and_visualize(tmp_path):
+  flags = dict(TINY, **{"--action": "walking,running", "--seq_length_out": "25",
+                        "--iterations": "20", "--test_every": "10", "--save_every": "10",
+                        "--train_dir": str(tmp_path / "exp")})
+  code, out, err = cmu(need(CMU_DIR), flags)
+  assert code == 0, err
+  assert out.count("walking          |") == 2 and len(losses(out)) == 2
+  directory = re.search(r"Experiment directory: (\S+)", out).group(1)
+  assert directory.endswith(os.path.join("cmu", "walking,running", "out_25", "iterations_20",
+                                         "rnn_size_8", "lr_0.05", "tprnn_scale_2", "tprnn_layers_2",
+                                         "dropout_keep_1.0", "basic"))
+  samples = str(tmp_path / "samples.h5")
+  code, out, err = run_script(tprnn_train_cmu, ["--experiment_dir", directory, "--load", "20",
+                                                "--sample", "--samples_file", samples])
+  assert code == 0, err
+  code, out, err = run_script(export, ["--experiment_dir", directory, "--load", "20",
+                                       "--out", str(tmp_path / "export")])
+  assert code == 0, err
+  assert re.search(r"observed +node observed +float32 \[None, 10, 117\]", out)
+  with h5py.File(samples, "r") as f:
+    observed = np.stack([f["expmap/observed/walking_{}".format(i)][()] for i in range(8)])
+    preds = np.stack([f["expmap/preds/walking_{}".format(i)][()] for i in range(8)])
+  saved, frozen, report = fresh_process(tmp_path, str(tmp_path / "export"), {"observed": observed})
+  np.testing.assert_allclose(saved, preds, atol=1e-5)
+  np.testing.assert_allclose(frozen, preds, atol=1e-5)
+  check_inference_graph(report)
+  # forecast.py on raw frames at the file's rate: every second one is the observed window
+  raw = np.repeat(observed[3], 2, axis=0)
+  np.save(str(tmp_path / "poses.npy"), raw)
+  run = subprocess.run([sys.executable, os.path.join(ROOT, "forecast.py"), "--model",
+                        str(tmp_path / "export"), "--input", str(tmp_path / "poses.npy"),
+                        "--output", str(tmp_path / "forecast.npy")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+  assert run.returncode == 0, run.stderr
+  np.testing.assert_allclose(np.load(str(tmp_path / "forecast.npy")), preds[3], atol=1e-5)
+  run = subprocess.run([sys.executable, os.path.join(ROOT, "visualize.py"), "cmu", samples,
+                        "--action", "running", "--seed", "2", "--out", str(tmp_path / "fig")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+  assert run.returncode == 0, run.stderr
+  assert Image.open(str(tmp_path / "fig" / "cmu_running_2.gif")).n_frames == 10 + 25
+
+
+@pytest.mark.slow
+def test_two_workers_equal_one_process_with_twice_the_batch(processes, tmp_path):
+  flags = dict(TINY, **{"--data_dir": need(CMU_DIR), "--action": "walking,running",
+                        "--max_gradient_norm": "0.05"})
+  assert_two_workers_equal_one_process(processes, CMU_SCRIPT, flags, tmp_path)
