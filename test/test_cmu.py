@@ -6,8 +6,10 @@ visualize end to end on the shared actions, with two workers as with one."""
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import zipfile
 
 import h5py
 import numpy as np
@@ -208,3 +210,31 @@ def test_two_workers_equal_one_process_with_twice_the_batch(processes, tmp_path)
   flags = dict(TINY, **{"--data_dir": need(CMU_DIR), "--action": "walking,running",
                         "--max_gradient_norm": "0.05"})
   assert_two_workers_equal_one_process(processes, CMU_SCRIPT, flags, tmp_path)
+
+
+def test_set_up_takes_a_local_zip_and_fails_in_one_line(tmp_path):
+  """data/download_cmu.sh, run from a copy of data/: the repository's zip is
+  unpacked and its complete actions named; an address that does not answer
+  is one line saying what to do, and leaves nothing behind."""
+  data = tmp_path / "data"
+  data.mkdir()
+  shutil.copy(os.path.join(ROOT, "data", "download_cmu.sh"), str(data))
+  archive = str(tmp_path / "master.zip")
+  line = "0.5," * 116 + "0.5\n"
+  with zipfile.ZipFile(archive, "w") as f:
+    for name in ["train/walking/walking_{}.txt".format(i) for i in range(1, 6)] + [
+        "test/walking/walking_1.txt", "train/running/running_1.txt"]:
+      f.writestr("repo-master/data/cmu_mocap/" + name, line)
+  script = ["bash", str(data / "download_cmu.sh")]
+  done = subprocess.run(script + [archive], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        universal_newlines=True, timeout=60)
+  assert done.returncode == 0, done.stderr
+  assert done.stdout.strip().endswith("the actions complete (--action): walking")
+  assert (data / "cmu_mocap" / "test" / "walking" / "walking_1.txt").read_text() == line
+  shutil.rmtree(str(data / "cmu_mocap"))
+  failed = subprocess.run(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                          universal_newlines=True,
+                          env=dict(os.environ, CMU_URL="http://127.0.0.1:9/master.zip"))
+  assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
+  assert "bash data/download_cmu.sh path/to/archive.zip" in failed.stderr
+  assert sorted(os.listdir(str(data))) == ["download_cmu.sh"]
