@@ -270,14 +270,15 @@ def euler_errors(pred_euler, gt_euler, mask_from):
   The first six entries (global translation and rotation) are zeroed in both.
   The dimensions scored are those whose std over time exceeds 1e-4 in the
   ground truth (`mask_from="gt"`, the training-loop rule) or in the
-  prediction (`mask_from="pred"`, the original `--sample` rule).
+  prediction (`mask_from="pred"`, the original `--sample` rule), or all of
+  them (`mask_from="all"`, LTD's rule on CMU-Mocap).
   """
-  if mask_from not in ("gt", "pred"):
-    raise ValueError("mask_from must be 'gt' or 'pred', got {!r}".format(mask_from))
+  if mask_from not in ("gt", "pred", "all"):
+    raise ValueError("mask_from must be 'gt', 'pred' or 'all', got {!r}".format(mask_from))
   pred, gt = np.array(pred_euler), np.array(gt_euler)
   pred[..., :6] = 0
   gt[..., :6] = 0
   reference = gt if mask_from == "gt" else pred
-  used = np.std(reference, axis=1, keepdims=True) > MIN_STD  # [N, 1, D]
+  used = mask_from == "all" or np.std(reference, axis=1, keepdims=True) > MIN_STD  # [N, 1, D]
   errors = np.sqrt(np.sum(np.where(used, (gt - pred) ** 2, 0), axis=-1))
   return errors.astype(np.float64)

@@ -27,8 +27,9 @@ FIGURES = datasets.figures()
 
 
 def curves(paths, labels):
-  """{metric: (figures module, {label: {panel: values}})} of the samples files."""
-  found = {}
+  """{metric: (figures module, {label: {panel: values}})} of the samples files,
+  all of one dataset."""
+  found, first = {}, None
   for path, label in zip(paths, labels):
     with open_samples(path) as samples:
       for figures in FIGURES:
@@ -37,6 +38,10 @@ def curves(paths, labels):
           break
       else:
         raise VisualizeError("{} holds the errors or PCK of no known dataset".format(path))
+      first = first or (path, figures)
+      if figures is not first[1]:
+        raise VisualizeError("compare takes files of one dataset: {} is a {} file, {} a {} "
+                             "file".format(first[0], first[1].COMMAND, path, figures.COMMAND))
       for metric, per_panel in metrics.items():
         found.setdefault(metric, (figures, {}))[1][label] = per_panel
   return found

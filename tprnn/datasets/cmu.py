@@ -27,6 +27,7 @@ DATA_README = "data/README.md"
 
 POSITION_TABLES = (("mpjpe", "MPJPE (mm, all 38 joints, root-relative, at each horizon)",
                     cmu_skeleton.mpjpe),)
+EULER_MASK = "all"  # LTD scores every entry (docs/PROTOCOL.md §9)
 
 
 def add_flags(parser):
@@ -34,7 +35,7 @@ def add_flags(parser):
                       help="A CMU-Mocap action, several joined by commas (walking,running) or "
                            "'all' (8).")
   parser.add_argument("--eval_protocol", default="8",
-                      help="Test windows: 8 (ConvSeq2Seq / LTD / DMGNN), 256 (the same draws "
+                      help="Test windows: 8 (ConvSeq2Seq / LTD), 256 (the same draws "
                            "continued) or all (every window, stride 1).")
 
 
@@ -63,9 +64,8 @@ def check_flags(flags):
                      "frames".format(flags.seq_length_out,
                                      cmu_windows.DRAW_SPAN - cmu_windows.OBSERVED))
   if flags.seq_length_in > cmu_windows.OBSERVED:
-    raise UsageError("--seq_length_in {}: the CMU-Mocap test windows observe {} frames (at "
-                     "most {})".format(flags.seq_length_in, cmu_windows.OBSERVED,
-                                       cmu_windows.OBSERVED))
+    raise UsageError("--seq_length_in {}: the CMU-Mocap test windows observe {} frames, the "
+                     "most the model can see".format(flags.seq_length_in, cmu_windows.OBSERVED))
 
 
 def directory_parts(flags):
@@ -130,15 +130,12 @@ def read_data(flags, normalisation=None):
                             mean, std, dim_to_use)
 
 
-def stats_of(data):
-  return {"mean": data.mean, "std": data.std, "dim_to_use": data.dim_to_use}
-
-
 def check_lengths(flags, data):
   """Every training sequence must hold a training window and every test
   sequence the protocol's windows."""
   window = flags.seq_length_in + flags.seq_length_out
-  for (action, i), seq in sorted(data.train.items(), key=lambda kv: len(kv[1]))[:1]:
+  if data.train:
+    (action, i), seq = min(data.train.items(), key=lambda kv: len(kv[1]))
     if len(seq) < window:
       raise UsageError("--seq_length_in {} + --seq_length_out {} = {} frames do not fit the "
                        "shortest training sequence ({}: {} frames after down-sampling)".format(
@@ -180,21 +177,20 @@ def training_task(flags):
   def validation_batch(rng):
     return next_batch(rng, flags.batch_size, data.test)
 
-  evaluate = expmap.training_evaluation(test, validation_batch, flags.eval_protocol)
-  return TrainingTask(len(data.dim_to_use), stats_of(data), next_batch, evaluate)
+  evaluate = expmap.training_evaluation(test, validation_batch, flags.eval_protocol, EULER_MASK)
+  return TrainingTask(len(data.dim_to_use), expmap.stats_of(data), next_batch, evaluate)
 
 
 def report(flags, test, predict):
   """The Euler and MPJPE tables of `predict` on `test`; with --sample, the
   original's lines and the samples file."""
-  mean_errors, predictions, _ = test.evaluate(predict, mask_from="gt")
+  mean_errors, predictions, _ = test.evaluate(predict, EULER_MASK)
   srnn.print_table(mean_errors, flags.seq_length_out)
-  values = expmap.position_tables(POSITION_TABLES, test, predictions)
-  for key, title, _ in POSITION_TABLES:
-    srnn.print_table(values[key], flags.seq_length_out, cell=" {0:5.1f} |", title=title)
-  if flags.sample:
-    srnn.print_sample_results(mean_errors, flags.seq_length_out)
-    expmap.write_samples(flags.samples_file, test, mean_errors, values, predictions, NAME)
+  if not flags.sample:
+    expmap.print_position_tables(POSITION_TABLES, test, predictions)
+    return
+  srnn.print_sample_results(mean_errors, flags.seq_length_out)
+  expmap.report_samples(flags.samples_file, POSITION_TABLES, test, mean_errors, predictions, NAME)
 
 
 def sampling_task(flags, normalisation):
@@ -219,7 +215,7 @@ def zero_velocity(flags):
 
 def normalisation_of_run(flags, stored):
   """The run's stored statistics, else those of its training data, recomputed."""
-  return stored if stored is not None else stats_of(read_data(flags))
+  return stored if stored is not None else expmap.stats_of(read_data(flags))
 
 
 def inference_shape(flags, normalisation):

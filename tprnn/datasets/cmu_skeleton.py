@@ -33,11 +33,6 @@ UNSCALED_OFFSETS = np.array([
     [-3.49802, 0.75994, -0.32616], [-5.02649, 0, 0], [-3.36431, 0, 0], [0, 0, 0],
     [-0.73041, 0, 0], [-0.58887, 0, 0], [0, 0, 0], [-0.59786, 0, 0.59786]])
 OFFSETS = OFFSET_SCALE * UNSCALED_OFFSETS
-# The 25 joints LTD / MSR-GCN / PGBIG predict in 3D; of the others, 0, 1, 2,
-# 7, 8, 13 never move relative to the root and the rest sit on a joint below.
-PREDICTED_JOINTS = np.array([3, 4, 5, 6, 9, 10, 11, 12, 14, 15, 17, 18, 19, 21, 22, 23, 25, 26,
-                             28, 30, 31, 32, 34, 35, 37])
-COPIED_FROM = {16: 15, 20: 15, 29: 15, 24: 23, 27: 23, 33: 32, 36: 32}  # joint: where it sits
 MOVING_JOINTS = np.flatnonzero(np.linalg.norm(OFFSETS, axis=1) > 1.0)
 BONES = [(int(PARENTS[j]), int(j)) for j in MOVING_JOINTS]  # (parent, joint) to draw
 

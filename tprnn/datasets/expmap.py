@@ -14,16 +14,16 @@ from tprnn.util import atomic_file
 SAMPLED_WINDOWS = 8  # samples.h5 keeps the poses of each action's first 8 windows, as the original
 
 
-def training_evaluation(test, validation_batch, protocol):
+def training_evaluation(test, validation_batch, protocol, mask_from="gt"):
   """evaluate(predict, status) -> Report of the training loop on the windows
-  of `test` (a srnn.WindowTest), with the loss of validation_batch(rng) ->
-  (encoder input, decoder input, target); prints the original's table and
-  status."""
+  of `test` (a srnn.WindowTest) by the Euler error's `mask_from` rule, with
+  the loss of validation_batch(rng) -> (encoder input, decoder input,
+  target); prints the original's table and status."""
   last_horizon = srnn.horizons(test.target_len)[-1][1]
 
   def evaluate(predict, status):
     _, val_loss = predict(*validation_batch(status.rng))
-    mean_errors, _, srnn_loss = test.evaluate(predict, mask_from="gt")
+    mean_errors, _, srnn_loss = test.evaluate(predict, mask_from)
     srnn.print_table(mean_errors, test.target_len)
     print_status(status, val_loss, srnn_loss)
     average = average_rows(mean_errors.items())[-1][1]
@@ -59,12 +59,18 @@ def position_tables(tables, test, predictions):
           for key, _, error in tables}
 
 
-def report_samples(path, tables, test, mean_errors, predictions):
-  """Prints --sample's millimetre tables and writes the samples file."""
+def print_position_tables(tables, test, predictions):
+  """Prints the millimetre tables; returns their values (position_tables)."""
   values = position_tables(tables, test, predictions)
   for key, title, _ in tables:
     srnn.print_table(values[key], test.target_len, cell=" {0:5.1f} |", title=title)
-  write_samples(path, test, mean_errors, values, predictions)
+  return values
+
+
+def report_samples(path, tables, test, mean_errors, predictions, dataset=None):
+  """Prints --sample's millimetre tables and writes the samples file."""
+  values = print_position_tables(tables, test, predictions)
+  write_samples(path, test, mean_errors, values, predictions, dataset)
 
 
 def write_samples(path, test, mean_errors, tables, predictions, dataset=None):
@@ -88,6 +94,11 @@ def write_samples(path, test, mean_errors, tables, predictions, dataset=None):
         for key in tables:
           f.create_dataset("mean_{}_{}".format(action, key), data=tables[key][action])
   print("Wrote {}".format(path))
+
+
+def stats_of(data):
+  """The normalisation a run stores (normalisation.npz) of a data_utils.Dataset."""
+  return {"mean": data.mean, "std": data.std, "dim_to_use": data.dim_to_use}
 
 
 def inference_graph(run_model, normalisation, batch, source_len, target_len, pose_dim):

@@ -95,10 +95,6 @@ def read_data(flags, normalisation=None, test_subject=data_utils.TEST_SUBJECT):
   return data
 
 
-def stats_of(data):
-  return {"mean": data.mean, "std": data.std, "dim_to_use": data.dim_to_use}
-
-
 # ----------------------------------------------------------------------------
 # Training, --sample and the baseline
 
@@ -125,7 +121,7 @@ def training_task(flags):
 
   evaluate = expmap.training_evaluation(test, validation_batch, flags.eval_protocol)
   # the model sees the dimensions the normalisation keeps (54 on H3.6M)
-  return TrainingTask(len(data.dim_to_use), stats_of(data), next_batch, evaluate)
+  return TrainingTask(len(data.dim_to_use), expmap.stats_of(data), next_batch, evaluate)
 
 
 def sampling_task(flags, normalisation):
@@ -182,7 +178,7 @@ def normalisation_of_run(flags, stored):
   """The run's stored statistics, else those of its training data, recomputed."""
   if stored is not None:
     return stored
-  return stats_of(read_data(flags))
+  return expmap.stats_of(read_data(flags))
 
 
 def inference_shape(flags, normalisation):

@@ -33,7 +33,8 @@ class Figures(object):
     sub.add_argument("samples")
     sub.add_argument("--action", default="walking")
     sub.add_argument("--seed", type=int, default=0,
-                     help="which of the samples file's first 8 windows (0..7)")
+                     help="which of the samples file's first 8 windows (0..7; for srnn8, "
+                          "256 and 8 the published ones)")
     sub.add_argument("--every", type=int, default=5, help="strip: every k-th forecast frame")
     sub.add_argument("--observed", type=int, default=10,
                      help="GIF: how many of the last observed frames come before the forecast")
@@ -52,7 +53,7 @@ class Figures(object):
     if action not in self.actions(samples):
       raise VisualizeError("{} has no action '{}' (it has: {})".format(
           samples.filename, action,
-          ", ".join(self.actions(samples)) or "none of a {} samples file".format(self.command)))
+          ", ".join(self.actions(samples)) or "none: not a {} samples file".format(self.command)))
     name = "{}_{}".format(action, seed)
     gt = read(samples, "expmap/gt/" + name)
     observed_key = "expmap/observed/" + name

@@ -1,10 +1,11 @@
 """The test windows of CMU-Mocap (docs/PROTOCOL.md §9): one test sequence
-per action, down-sampled by 2. `8` is the windows of ConvSeq2Seq, LTD,
-MSR-GCN and DMGNN: RandomState(1234567890), made anew for each action, draws
-8 starts randint(0, T - 75) of 50 observed and 25 predicted frames; `256`
-continues the same draws to 256 (PGBIG's test_sample_num 256); `all` is every
-window of 50 observed and `out` predicted frames, stride 1 (MSR-GCN's and
-PGBIG's all, with 50 observed frames instead of their 10)."""
+per action, down-sampled by 2. `8` is the windows of ConvSeq2Seq, LTD and
+MSR-GCN: RandomState(1234567890), made anew for each action, draws 8 starts
+randint(0, T - 75) of 50 observed and 25 predicted frames (DMGNN's too at 25
+predicted); `256` continues the same draws to 256 (PGBIG's test_sample_num
+256 at 25 predicted); `all` is every window of 50 observed and `out`
+predicted frames, stride 1 (MSR-GCN's and PGBIG's all, with 50 observed
+frames instead of their 10)."""
 
 import numpy as np
 
