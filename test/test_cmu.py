@@ -258,8 +258,10 @@ def test_train_sample_export_forecast_and_visualize(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_equal_one_process_with_twice_the_batch(processes, tmp_path):
+  """The generic model here, the basic one in test_distributed.py."""
   flags = dict(TINY, **{"--data_dir": need(CMU_DIR), "--action": "walking,running",
-                        "--max_gradient_norm": "0.05"})
+                        "--model": "generic", "--tprnn_layers": "3", "--fix_generic_contexts": None,
+                        "--max_gradient_norm": "0.05", "--learning_rate": "0.01"})
   assert_two_workers_equal_one_process(processes, CMU_SCRIPT, flags, tmp_path)
 
 
