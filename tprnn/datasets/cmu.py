@@ -149,6 +149,7 @@ def check_lengths(flags, data):
 
 
 def window_test(flags, data):
+  """The srnn.WindowTest of --eval_protocol's windows on each action's test sequence."""
   windows = {action: cmu_windows.windows(data.test[(action, 1)], flags.seq_length_in,
                                          flags.seq_length_out, flags.eval_protocol)
              for action in flags.actions}
