@@ -55,6 +55,7 @@ def train_steps(argv, steps=4):
     return np.array(losses), sess.run(net.model.outputs, feed)
 
 
+@pytest.mark.slow
 def test_xla_gives_fp32_numbers():
   losses, outputs = train_steps([])
   xla_losses, xla_outputs = train_steps(["--xla"])

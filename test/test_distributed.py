@@ -34,6 +34,7 @@ def test_two_workers_equal_one_process_with_twice_the_batch(processes, h36m, tmp
   assert_two_workers_equal_one_process(processes, HUMAN, flags, tmp_path)
 
 
+@pytest.mark.slow
 def test_broadcast_gives_every_worker_rank0_weights_and_seed():
   """Two workers in one process (threads), built with different seeds, rank 1
   without --seed: after the broadcast every variable equals rank 0's, ints

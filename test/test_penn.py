@@ -60,6 +60,7 @@ def test_loader_normalisation_and_sampling(tmp_path):
   assert np.abs(seqs.poses).max() <= 1.0
 
 
+@pytest.mark.slow
 def test_zero_velocity_reproduces_spec_pck():
   need(PENN_DIR)
   code, out, err = run_script(tprnn_train_penn, ["--data_dir", PENN_DIR, "--model", "zero_velocity"])
