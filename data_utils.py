@@ -45,16 +45,17 @@ class DataError(errors.Error, ValueError):
 Dataset = collections.namedtuple("Dataset", "train test mean std dim_to_use")
 
 
-def define_actions(action):
-  """The action names `--action` selects: one action, a comma-separated list
-  (walking,eating) or a group (all, all_srnn)."""
-  if action in ACTION_GROUPS:
-    return list(ACTION_GROUPS[action])
+def define_actions(action, actions=ACTIONS, groups=ACTION_GROUPS):
+  """The action names `--action` selects among `actions` (H3.6M's by
+  default): one action, a comma-separated list (walking,eating) or a group
+  (all, all_srnn)."""
+  if action in groups:
+    return list(groups[action])
   names = [a.strip() for a in action.split(",")]
-  unknown = [a for a in names if a not in ACTIONS]
+  unknown = [a for a in names if a not in actions]
   if unknown:
     raise DataError("unknown --action '{}': expected one of {}, or several joined by commas".format(
-        unknown[0] or action, ", ".join(sorted(ACTION_GROUPS) + list(ACTIONS))))
+        unknown[0] or action, ", ".join(sorted(groups) + list(actions))))
   return sorted(set(names), key=names.index)
 
 

@@ -39,20 +39,8 @@ def add_flags(parser):
                            "continued) or all (every window, stride 1).")
 
 
-def define_actions(action):
-  """The actions `--action` names: one, a comma-separated list or all."""
-  if action == "all":
-    return list(ACTIONS)
-  names = [a.strip() for a in action.split(",")]
-  unknown = [a for a in names if a not in ACTIONS]
-  if unknown:
-    raise UsageError("unknown --action '{}': expected all, one of {}, or several joined by "
-                     "commas".format(unknown[0] or action, ", ".join(ACTIONS)))
-  return sorted(set(names), key=names.index)
-
-
 def derived_flags(flags):
-  return {"actions": define_actions(flags.action)}
+  return {"actions": data_utils.define_actions(flags.action, ACTIONS, {"all": ACTIONS})}
 
 
 def check_flags(flags):

@@ -2,7 +2,6 @@
 tprnn_train_human.py, evaluated on the windows of --eval_protocol, of subject 5
 (or, while training with --select_on validation, of subject 11)."""
 
-
 import data_utils
 from tprnn.datasets import expmap, h36m_skeleton
 from tprnn.datasets.base import SamplingTask, TrainingTask
