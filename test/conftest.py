@@ -230,10 +230,10 @@ def write_rank_table(path, devices, layout="1.0"):
   return str(path)
 
 
-def run_command(command, env=None, timeout=120):
-  """(exit status, stdout, stderr) of a command run in its own session, which is killed afterwards
-  by its process group: the command and every process it started."""
-  proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+def run_command(command, env=None, timeout=120, cwd=None):
+  """(exit status, stdout, stderr) of a command run in its own session (in folder `cwd`), which is
+  killed afterwards by its process group: the command and every process it started."""
+  proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {})),
                           start_new_session=True)
   try:

@@ -27,7 +27,7 @@ from conftest import H36M_DIR, ROOT, SHARED, TINY, argv_of, need, run_script
 LAYERS = [("tprnn/util/", "tprnn/__init__.py"),
           ("tprnn/prism.py", "tprnn/gradients.py", "data_utils.py"),
           ("tprnn_basic_model.py", "tprnn_generic_model.py", "load.py"),
-          ("tprnn/parallel/", "tprnn/evaluation/"),
+          ("tprnn/parallel/", "tprnn/evaluation/", "tprnn/downloads/"),
           ("tprnn/config.py",),
           ("tprnn/datasets/", "tprnn/training/"),
           ("tprnn_train_human.py", "tprnn_train_penn.py", "tprnn_train_cmu.py", "export.py", "forecast.py",
