@@ -2,6 +2,7 @@
 windows and the Euler-angle error of the published protocol (docs/PROTOCOL.md §1-3)."""
 
 import collections
+import filecmp
 import os
 
 import numpy as np
@@ -105,6 +106,23 @@ def read_sequence(path, dim=POSE_DIM):
     raise DataError("{}:{}: a value is not finite (nan or inf)".format(
         path, int(np.argmin(finite)) + 1))
   return frames
+
+
+def identical_files(data_dir, train_subjects, held_out_subjects, actions):
+  """The pairs of byte-identical files of `actions`, one of `train_subjects` and
+  one of `held_out_subjects`, as [(training path, held-out path)] relative to
+  `data_dir`: test sequences seen in training (a public copy has four such pairs,
+  data/README.md)."""
+  def files(subjects):
+    return [sequence_path(data_dir, s, a, sub) for s in subjects for a in actions
+            for sub in SUBACTIONS if os.path.isfile(sequence_path(data_dir, s, a, sub))]
+
+  held_out = collections.defaultdict(list)  # compare only files of equal size
+  for path in files(held_out_subjects):
+    held_out[os.path.getsize(path)].append(path)
+  return [(os.path.relpath(path, data_dir), os.path.relpath(other, data_dir))
+          for path in files(train_subjects) for other in held_out[os.path.getsize(path)]
+          if filecmp.cmp(path, other, shallow=False)]
 
 
 def _all_floats(row):

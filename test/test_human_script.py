@@ -316,3 +316,26 @@ def test_script_error_is_one_line_without_traceback(tmp_path):
   assert result.returncode == 1
   lines = [l for l in result.stderr.splitlines() if l.startswith("error:") or "Traceback" in l]
   assert lines == ["error: data directory {} not found (see data/README.md)".format(tmp_path / "missing")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("select_on,copy,warned", [
+    ("test", ("S5/walking_1.txt", "S8/walking_2.txt"), "S8/walking_2.txt = S5/walking_1.txt"),
+    ("validation", ("S11/walking_2.txt", "S1/walking_1.txt"), "S1/walking_1.txt = S11/walking_2.txt"),
+    ("test", ("S11/walking_2.txt", "S1/walking_1.txt"), None),  # both train: no held-out file
+    ("test", None, None)])
+def test_training_files_identical_to_held_out_ones_are_named(select_on, copy, warned, tmp_path):
+  data = write_h36m(str(tmp_path / "h36m"), frames=400)
+  if copy:
+    shutil.copyfile(os.path.join(data, copy[0]), os.path.join(data, copy[1]))
+  code, out, err = human(data, tiny(iterations=1, select_on=select_on,
+                                    train_dir=tmp_path / "experiments"))
+  assert code == 0, err
+  warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+  if warned is None:
+    assert warnings == []
+  else:
+    assert warnings == ["warning: training files byte-identical to held-out ones, so those "
+                        "sequences are trained on (kept, as in the original; data/README.md): "
+                        + warned]
+    assert out.index(warnings[0]) < out.index("step_loss")

@@ -103,7 +103,20 @@ def evaluated_subject(flags):
   return SELECT_ON[flags.select_on][1]
 
 
+def warn_of_identical_files(flags):
+  """One line naming the training files identical to held-out ones (test or
+  validation): the run trains on those sequences, as the original would."""
+  train = SELECT_ON[flags.select_on][0]
+  held_out = sorted(set(data_utils.TRAIN_SUBJECTS + (data_utils.TEST_SUBJECT,)) - set(train))
+  pairs = data_utils.identical_files(flags.data_dir, train, held_out, flags.actions)
+  if pairs:
+    print("warning: training files byte-identical to held-out ones, so those sequences are "
+          "trained on (kept, as in the original; data/README.md): {}".format(
+              ", ".join("{} = {}".format(*pair) for pair in pairs)))
+
+
 def training_task(flags):
+  warn_of_identical_files(flags)
   subject = evaluated_subject(flags)
   data = read_data(flags, test_subject=subject)
   check_lengths(data, flags.seq_length_in, flags.seq_length_out, flags.eval_protocol)
