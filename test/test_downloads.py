@@ -31,7 +31,7 @@ PENN_RUN = ("experiments/penn/out_16/iterations_100087/rnn_size_1024/lr_0.01/tpr
             "tprnn_layers_2/dropout_keep_1.0/basic/zero_init_velocity")
 H36M_ACTIONS = ("walking", "eating", "smoking", "discussion", "directions", "greeting", "phoning",
                 "posing", "purchases", "sitting", "sittingdown", "takingphoto", "waiting",
-                "walkingdog", "walkingtogether")  # SPEC.md §2
+                "walkingdog", "walkingtogether")  # the release's 15 actions
 
 
 def git_blob(data):
@@ -146,9 +146,9 @@ def test_h36m_manifest_is_the_release_and_matches_the_shared_files():
   lines = manifest_lines("h36m.txt")
   assert sorted(lines) == sorted("S{}/{}_{}.txt".format(s, a, i) for s in (1, 5, 6, 7, 8, 9, 11)
                                  for a in H36M_ACTIONS for i in (1, 2))
-  assert lines["S1/walking_1.txt"][0] == "826940ee0deb993db00e941855176f7525fe063b"  # SPEC.md §12
+  assert lines["S1/walking_1.txt"][0] == "826940ee0deb993db00e941855176f7525fe063b"  # the pinned tree's
   for subject, action in ((8, "smoking"), (6, "posing"), (11, "sittingdown"), (9, "discussion")):
-    for i in (1, 2):  # the pinned copy's test files inside the training set (SPEC.md §12)
+    for i in (1, 2):  # the pinned copy's test files inside the training set
       assert lines["S5/{}_{}.txt".format(action, i)][0] == lines["S{}/{}_{}.txt".format(
           subject, action, i)][0]
   shared = folder_files(need(H36M_DIR))
@@ -160,7 +160,7 @@ def test_h36m_manifest_is_the_release_and_matches_the_shared_files():
 def test_penn_manifest_matches_all_shared_labels():
   lines = manifest_lines("penn.txt")
   assert sorted(lines) == ["{:04d}.mat".format(i) for i in range(1, 2327)]
-  assert lines["0001.mat"][0] == "bc1210684eb8b5ed9986005ffda0e9680da12d8d"  # SPEC.md §12
+  assert lines["0001.mat"][0] == "bc1210684eb8b5ed9986005ffda0e9680da12d8d"  # the pinned tree's
   shared = folder_files(need(PENN_DIR))
   assert len(shared) == 2326
   for path, data in shared.items():
@@ -169,7 +169,7 @@ def test_penn_manifest_matches_all_shared_labels():
 
 def test_published_manifest_matches_the_shared_indexes_and_meta():
   lines = manifest_lines("published.txt")
-  expected = {  # the blobs SPEC.md §12 lists
+  expected = {  # the blobs the pinned commit's tree lists
       HUMAN_RUN + "/checkpoint-92000.data-00000-of-00001": "42a7002e318c830fbbda3c56038f6cbb8f52f264",
       HUMAN_RUN + "/checkpoint-92000.index": "2f95fb876bc83a8bc1b2800de03b8ab828d0c886",
       HUMAN_RUN + "/checkpoint-92000.meta": "8fa6ddcce6abc8fbd20eb23fc2c0a8769bece634",
@@ -365,7 +365,8 @@ def test_a_published_checkpoint_is_laid_out_for_the_readme_command(mirrors, tmp_
   assert code == 0, err
   made = os.path.dirname(next(os.path.join(r, n) for r, _, names in os.walk(str(tmp_path / "made"))
                               for n in names if n == "checkpoint-1.index"))
-  files = {"{}/checkpoint-92000{}".format(HUMAN_RUN, suffix): read(os.path.join(made, "checkpoint-1" + suffix))
+  files = {"{}/checkpoint-92000{}".format(HUMAN_RUN, suffix):
+               read(os.path.join(made, "checkpoint-1" + suffix))
            for suffix in (".data-00000-of-00001", ".index", ".meta")}
   manifest = tmp_path / "manifest.txt"
   manifest.write_text("".join("{} {} {}\n".format(git_blob(d), len(d), p) for p, d in files.items()))

@@ -204,7 +204,7 @@ def apply_recorded_flags(flags, explicit, recorded):
   if recorded is None:
     if flags.load > 0 or flags.sample:
       raise UsageError("--experiment_dir {} holds no {}: give the run's flags instead, or write "
-                       "one (see README, Runs that remember their flags)".format(
+                       "one (see docs/TRAINING.md, runs that remember their flags)".format(
                            flags.experiment_dir, FLAGS_NAME))
     return
   for name in MODEL_FLAGS + TRAINING_FLAGS:

@@ -68,7 +68,7 @@ def resolve(device, mixed_precision, precision_mode, xla):
   if device == "npu" and npu is None:
     raise DeviceError("--device npu needs Ascend's TensorFlow adapter (npu_bridge), which is "
                       "not importable here: install the CANN toolkit and its tensorflow/npu_bridge "
-                      "wheel, and source the Ascend environment (see README)")
+                      "wheel, and source the Ascend environment (see docs/DEVICES.md)")
   if device == "gpu" and not gpu_available():
     raise DeviceError("--device gpu: TensorFlow sees no GPU here (install tensorflow[and-cuda], "
                       "check nvidia-smi and CUDA_VISIBLE_DEVICES), or use --device cpu")
