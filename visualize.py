@@ -26,6 +26,13 @@ from tprnn.util.figures import VisualizeError, open_samples, plt, save
 FIGURES = datasets.figures()
 
 
+class _Parser(argparse.ArgumentParser):
+  """Argument errors as one line and exit status 1, like the training scripts'."""
+
+  def error(self, message):
+    raise errors.UsageError(message)
+
+
 def curves(paths, labels):
   """{metric: (figures module, {label: {panel: values}})} of the samples files,
   all of one dataset."""
@@ -47,8 +54,13 @@ def curves(paths, labels):
   return found
 
 
-def comparison_figure(figures, metric, by_label, dpi=80):
-  """One panel per action, one labelled line per file."""
+def file_colours(labels):
+  """{label: colour} in file order, so a file keeps its colour in every panel and figure."""
+  return {label: "C{}".format(i % 10) for i, label in enumerate(labels)}
+
+
+def comparison_figure(figures, metric, by_label, colours, dpi=80):
+  """One panel per action, one labelled line per file in its `colours` entry."""
   actions = sorted({a for per_action in by_label.values() for a in per_action})
   figure, axes = plt.subplots(1, len(actions), figsize=(3.6 * len(actions), 3), dpi=dpi,
                               squeeze=False)
@@ -56,7 +68,7 @@ def comparison_figure(figures, metric, by_label, dpi=80):
     for label, per_action in by_label.items():
       if action in per_action:
         x, x_label = figures.horizon(per_action[action])
-        ax.plot(x, per_action[action], marker=figures.MARKER, label=label)
+        ax.plot(x, per_action[action], marker=figures.MARKER, label=label, color=colours[label])
         ax.set_xlabel(x_label)
     ax.set_title(action, fontsize=10)
     ax.set_ylabel(figures.Y_LABELS[metric])
@@ -71,13 +83,14 @@ def run_compare(args):
   if len(labels) != len(args.samples):
     raise VisualizeError("--labels names {} files, {} were given".format(
         len(labels), len(args.samples)))
+  colours = file_colours(labels)
   for metric, (figures, by_label) in curves(args.samples, labels).items():
-    save(comparison_figure(figures, metric, by_label),
+    save(comparison_figure(figures, metric, by_label, colours),
          os.path.join(args.out, "compare_{}.png".format(metric)))
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = _Parser(description=__doc__.splitlines()[0])
   commands = p.add_subparsers(dest="command")
   subs = [figures.add_command(commands) for figures in FIGURES]
   compare = commands.add_parser("compare", help="error or PCK against the horizon, per file")

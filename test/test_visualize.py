@@ -8,13 +8,15 @@ import sys
 
 import h5py
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.colors import to_hex
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
 import data_utils
-from tprnn.datasets import h36m_skeleton
+from tprnn.datasets import h36m, h36m_figures, h36m_skeleton, penn_figures
 import load
 import visualize
 from conftest import (H36M_DIR, PENN_DIR, ROOT, human, need, penn, penn_labels,
@@ -143,13 +145,66 @@ def test_comparison_plot_has_one_line_per_file(zero_velocity_walking, tmp_path):
   found = visualize.curves([path, other, path], ["zero_velocity", "half", "again"])
   assert sorted(found) == ["euler", "mpjpe", "mpjpe22", "position"]
   assert sorted(found["mpjpe"][1]) == ["again", "zero_velocity"]  # "other" has no MPJPE
-  figure = visualize.comparison_figure(*found["position"][:1], "position", found["position"][1])
+  figure = visualize.comparison_figure(found["position"][0], "position", found["position"][1],
+                                       visualize.file_colours(["zero_velocity", "half", "again"]))
   (ax,) = figure.axes
   assert [l.get_label() for l in ax.get_lines()] == ["zero_velocity", "half", "again"]
   np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 0.5 * ax.get_lines()[0].get_ydata())
   np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), 40 * np.arange(1, 26))
   assert visualize.main(["compare", path, other, "--labels", "a,b", "--out", str(tmp_path)]) == 0
   assert {"compare_euler.png", "compare_position.png"} <= set(os.listdir(str(tmp_path)))
+
+
+def curves_file(path, actions, keys=("error",)):
+  """An H3.6M samples file of only the mean curves `keys` of `actions`."""
+  with h5py.File(path, "w") as f:
+    for action in actions:
+      for key in keys:
+        f.create_dataset("mean_{}_{}".format(action, key), data=np.linspace(0.2, 1.0, 10))
+  return path
+
+
+def test_compare_gives_each_file_one_colour_in_every_panel_and_figure(tmp_path, monkeypatch):
+  """The model file has walking only, zero velocity three actions and the
+  position curves the model lacks: each keeps one colour throughout."""
+  model = curves_file(str(tmp_path / "model.h5"), ["walking"])
+  zero = curves_file(str(tmp_path / "zero.h5"), ["eating", "smoking", "walking"],
+                     ("error", "position_error"))
+  saved = {}
+  monkeypatch.setattr(visualize, "save", lambda figure, path: saved.update(
+      {os.path.basename(path): figure}))
+  assert visualize.main(["compare", model, zero, "--labels", "model,zero_velocity",
+                         "--out", str(tmp_path)]) == 0
+  assert sorted(saved) == ["compare_euler.png", "compare_position.png"]
+  colours = {}
+  for figure in saved.values():
+    for ax in figure.axes:
+      for line in ax.get_lines():
+        colours.setdefault(line.get_label(), []).append(to_hex(line.get_color()))
+    plt.close(figure)
+  assert {label: len(c) for label, c in colours.items()} == {"model": 1, "zero_velocity": 6}
+  assert len(set(colours["zero_velocity"])) == 1, colours
+  assert colours["model"][0] != colours["zero_velocity"][0]
+
+
+@pytest.mark.parametrize("every", [5, 10])  # the default, and one panel of the 10 frames
+def test_strip_title_fits_at_the_default_horizon(zero_velocity_walking, every):
+  path, _ = zero_velocity_walking
+  horizon = h36m.DEFAULTS["seq_length_out"]
+  with h5py.File(path, "r") as samples:
+    _, gt, pred = h36m_figures.FIGURES.sequence(samples, "walking", 0)
+  figure = h36m_figures.FIGURES.strip(gt[:horizon], pred[:horizon], every)
+  renderer = figure.canvas.get_renderer()
+  title, frame = figure._suptitle, figure.bbox  # the Text itself: get_suptitle (3.8+) is its string
+  box = title.get_window_extent(renderer)
+  assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1, (
+      box, frame)
+  assert title.get_text().split() == "ground truth (top, blue), prediction (bottom, red)".split()
+  panel_titles = [ax.title for ax in figure.axes if ax.get_title()]
+  assert len(panel_titles) == len(range(every - 1, horizon, every))
+  for panel_title in panel_titles:
+    assert not box.overlaps(panel_title.get_window_extent(renderer)), panel_title.get_text()
+  plt.close(figure)
 
 
 def test_penn_pixels_invert_the_loaders_normalisation():
@@ -189,6 +244,28 @@ def test_penn_strip_over_video_frames(tmp_path):
   assert (np.abs(image - 90) < 3).mean() > 0.2 and image.std() > 10  # frames, skeletons on top
 
 
+@pytest.mark.parametrize("every,labels", [
+    (3, ["observed", "ground truth", "prediction"]),
+    (17, ["observed"]),  # the observed frame alone
+])
+def test_penn_strip_has_a_legend_of_each_colour_it_draws(every, labels):
+  rng = np.random.RandomState(0)
+  gt, pred = rng.uniform(0, 400, (2, 17, 13, 2))
+  figure = penn_figures.penn_strip(gt, pred, np.arange(17), 1, every)
+  (legend,) = figure.legends
+  assert [t.get_text() for t in legend.get_texts()] == labels
+  shown = dict(zip(labels, (to_hex(l.get_color()) for l in legend.get_lines())))
+  observed_panel, *forecast_panels = figure.axes
+  assert {to_hex(l.get_color()) for l in observed_panel.get_lines()} == {shown["observed"]}
+  for ax in forecast_panels:
+    assert {to_hex(l.get_color()) for l in ax.get_lines()} == {shown["ground truth"],
+                                                               shown["prediction"]}
+  assert len(set(shown.values())) == len(labels)
+  box, frame = legend.get_window_extent(figure.canvas.get_renderer()), figure.bbox
+  assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+  plt.close(figure)
+
+
 @pytest.mark.parametrize("argv,message", [
     (["h36m", "{tmp}/none.h5"], "samples file {tmp}/none.h5 not found"),
     (["h36m", "{walk}", "--action", "running"], "has no action 'running' (it has: walking)"),
@@ -210,3 +287,18 @@ def test_errors_are_one_line_and_leave_nothing(zero_velocity_walking, tmp_path, 
   assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
   assert message.format(**values) in result.stderr
   assert os.listdir(str(out)) == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "error: choose h36m, penn, cmu or compare"),
+    (["h36m"], "error: the following arguments are required: samples"),
+    (["bogus"], "error: argument command: invalid choice: 'bogus'"),
+    (["h36m", "x.h5", "--every", "zero"], "error: argument --every: invalid int value: 'zero'"),
+    (["h36m", "x.h5", "--every", "0"], "error: --every must be at least 1"),
+])
+def test_argument_errors_are_one_line_with_status_1(argv, message):
+  """As the training scripts': no usage lines, argparse's exit status 2 becomes 1."""
+  result = subprocess.run([sys.executable, os.path.join(ROOT, "visualize.py")] + argv,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+  assert (result.returncode, result.stderr.count("\n")) == (1, 1), result.stderr
+  assert result.stderr.startswith(message), result.stderr

@@ -6,12 +6,14 @@ import os
 import numpy as np
 
 import load
-from tprnn.util.figures import GT_COLOUR, PRED_COLOUR, VisualizeError, plt, read, open_samples, save
+from tprnn.util.figures import (GT_COLOUR, OBSERVED_COLOUR, PRED_COLOUR, VisualizeError,
+                                fraction_above, legend_below, plt, read, open_samples, save)
 
 COMMAND = "penn"
 PENN_LIMBS = ((0, 1), (0, 2), (1, 2), (1, 3), (3, 5), (2, 4), (4, 6), (1, 7), (2, 8), (7, 8),
               (7, 9), (9, 11), (8, 10), (10, 12))  # head, shoulders, arms, torso, legs
 MARKER = "."  # 16 predicted steps
+KINDS = (("observed", OBSERVED_COLOUR), ("ground truth", GT_COLOUR), ("prediction", PRED_COLOUR))
 Y_LABELS = {"pck": "PCK@0.05 (as published)", "pck_per_joint": "PCK@0.05 (per joint)"}
 
 
@@ -46,25 +48,39 @@ def draw_2d(ax, joints, colour):
     ax.plot(*zip(joints[a], joints[b]), color=colour, lw=2)
 
 
+def penn_axes(figure, columns, column, images, limits):
+  """Panel `column` of the strip: the video frame `images` gives, else the
+  pixel `limits` ((x0, y0), (x1, y1)) with y growing downwards as in images."""
+  ax = figure.add_subplot(1, columns, column + 1)
+  if images is not None:
+    ax.imshow(images)
+  else:
+    (x0, y0), (x1, y1) = limits
+    ax.set_xlim(x0 - 10, x1 + 10)
+    ax.set_ylim(y1 + 10, y0 - 10)
+  ax.set_axis_off()
+  return ax
+
+
 def penn_strip(gt, pred, frames, observed, every, images=None, dpi=60):
-  """Every `every`-th frame of a sequence: ground truth (blue) and prediction
-  (red) in pixel coordinates, over the video frames when `images` gives them."""
+  """Every `every`-th frame of a sequence: the observed pose (grey), then
+  ground truth (blue) and prediction (red) in pixel coordinates, over the
+  video frames when `images` gives them; a legend of the kinds drawn."""
   steps = list(range(observed - 1, len(gt), every))
-  figure = plt.figure(figsize=(1.8 * len(steps), 2.2), dpi=dpi)
-  lo, hi = np.minimum(gt.min((0, 1)), pred.min((0, 1))), np.maximum(gt.max((0, 1)), pred.max((0, 1)))
+  figure = plt.figure(figsize=(1.8 * len(steps), 2.4), dpi=dpi)
+  limits = (np.minimum(gt.min((0, 1)), pred.min((0, 1))), np.maximum(gt.max((0, 1)), pred.max((0, 1))))
   for column, step in enumerate(steps):
-    ax = figure.add_subplot(1, len(steps), column + 1)
-    if images is not None:
-      ax.imshow(images(frames[step]))
+    ax = penn_axes(figure, len(steps), column, images(frames[step]) if images else None, limits)
+    if step < observed:
+      draw_2d(ax, gt[step], OBSERVED_COLOUR)
     else:
-      ax.set_xlim(lo[0] - 10, hi[0] + 10)
-      ax.set_ylim(hi[1] + 10, lo[1] - 10)  # image coordinates: y grows downwards
-    draw_2d(ax, gt[step], GT_COLOUR)
-    if step >= observed:
+      draw_2d(ax, gt[step], GT_COLOUR)
       draw_2d(ax, pred[step], PRED_COLOUR)
     ax.set_title("observed" if step < observed else "step {}".format(step - observed + 1),
                  fontsize=8)
-    ax.set_axis_off()
+  drawn = {line.get_color() for ax in figure.axes for line in ax.get_lines()}
+  legend = legend_below(figure, [kind for kind in KINDS if kind[1] in drawn])
+  figure.subplots_adjust(left=0, right=1, top=0.9, bottom=fraction_above(figure, legend, 2))
   return figure
 
 
@@ -84,8 +100,6 @@ def run(args):
   images = frame_reader(args.frames_dir, video) if args.frames_dir else None
   save(penn_strip(gt, pred, frames, observed, args.every, images),
        os.path.join(args.out, "penn_{:04d}_{}.png".format(video, args.index)))
-
-
 
 
 def curves(samples):

@@ -8,8 +8,8 @@ import numpy as np
 from matplotlib import animation
 
 from tprnn.util import atomic_file
-from tprnn.util.figures import (GT_COLOUR, OBSERVED_COLOUR, PRED_COLOUR, VisualizeError, plt,
-                                read, open_samples, save)
+from tprnn.util.figures import (GT_COLOUR, OBSERVED_COLOUR, PRED_COLOUR, VisualizeError,
+                                fitted_suptitle, fraction_below, plt, read, open_samples, save)
 
 FRAME_MS = 40  # the samples are at 25 fps
 MARKER = None  # 25 points a second: a line
@@ -108,8 +108,10 @@ class Figures(object):
         self.draw_skeleton(self.skeleton_axes(figure, 2, len(steps),
                                               row * len(steps) + column + 1, title),
                            poses[step], colour)
-    figure.suptitle("ground truth (top, blue), prediction (bottom, red)", fontsize=9)
-    figure.subplots_adjust(left=0, right=1, bottom=0, top=0.88, wspace=0, hspace=0.05)
+    title = fitted_suptitle(figure, "ground truth (top, blue), prediction (bottom, red)", 9)
+    # room under the (maybe wrapped) title for the panels' own titles
+    figure.subplots_adjust(left=0, right=1, bottom=0, top=min(0.88, fraction_below(figure, title, 18)),
+                           wspace=0, hspace=0.05)
     return figure
 
   def run(self, args):
