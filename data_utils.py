@@ -60,6 +60,21 @@ def define_actions(action, actions=ACTIONS, groups=ACTION_GROUPS):
   return sorted(set(names), key=names.index)
 
 
+def check_data_folder(path, what, expected, inner):
+  """Raises DataError unless folder `path` exists: the message says what a
+  relative path is relative to, and names `path/inner` when that folder holds
+  the `expected` entry that `path` lacks (--data_dir data/h3.6m for .../dataset)."""
+  nested = os.path.join(path, inner)
+  if not os.path.exists(os.path.join(path, expected)) and os.path.exists(
+      os.path.join(nested, expected)):
+    raise DataError("{} {} holds no {} but {} does: pass {}".format(
+        what, path, expected, nested, nested))
+  if not os.path.isdir(path):
+    where = "" if os.path.isabs(path) else " (relative to the current directory, {})".format(
+        os.getcwd())
+    raise DataError("{} {} not found{} (see {})".format(what, path, where, DATA_README))
+
+
 def check_files(data_dir, subjects, actions):
   """Every (subject, action, subaction) file must exist; a missing one is an
   error naming it and the actions whose files are all there."""
@@ -141,8 +156,7 @@ def load_data(data_dir, subjects, actions):
   is the float32 [sum T, 99] concatenation of the 50 fps frames, from which
   the normalisation statistics are taken.
   """
-  if not os.path.isdir(data_dir):
-    raise DataError("data directory {} not found (see {})".format(data_dir, DATA_README))
+  check_data_folder(data_dir, "data directory", "S{}".format(subjects[0]), "dataset")
   check_files(data_dir, subjects, actions)
   sequences, full_rate = {}, []
   keys = [(s, a, sub) for s in subjects for a in actions for sub in SUBACTIONS]

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import scipy.io
 
+import data_utils
 from data_utils import DataError
 from tprnn.util.progress import progress
 
@@ -35,8 +36,7 @@ def sequence_length(init_velocity):
 
 def label_files(labels_dir):
   """The NNNN.mat files of `labels_dir`, sorted."""
-  if not os.path.isdir(labels_dir):
-    raise DataError("Penn Action labels folder {} not found (see data/README.md)".format(labels_dir))
+  data_utils.check_data_folder(labels_dir, "Penn Action labels folder", "0001.mat", "labels")
   names = sorted(n for n in os.listdir(labels_dir) if re.match(r"^\d+\.mat$", n))
   if not names:
     raise DataError("no NNNN.mat label files in {} (see data/README.md)".format(labels_dir))

@@ -27,7 +27,8 @@ from conftest import H36M_DIR, ROOT, SHARED, TINY, argv_of, need, run_script
 LAYERS = [("tprnn/util/", "tprnn/__init__.py"),
           ("tprnn/prism.py", "tprnn/gradients.py", "data_utils.py"),
           ("tprnn_basic_model.py", "tprnn_generic_model.py", "load.py"),
-          ("tprnn/parallel/", "tprnn/evaluation/", "tprnn/downloads/"),
+          ("tprnn/parallel/", "tprnn/evaluation/",
+           "tprnn/downloads/"),
           ("tprnn/config.py",),
           ("tprnn/datasets/", "tprnn/training/"),
           ("tprnn_train_human.py", "tprnn_train_penn.py", "tprnn_train_cmu.py", "export.py", "forecast.py",
@@ -248,12 +249,12 @@ def test_a_model_that_predicts_nan_is_never_saved(h36m, tmp_path):
 def test_progress_says_how_far_and_how_long(h36m, tmp_path):
   code, out, err = train_tiny(h36m, tmp_path / "runs")
   assert code == 0, err
-  lines = re.findall(r"^step (\d{4}); step_loss: [0-9.]+  \([0-9.]+ ms/step, (\d+)/(\d+), "
+  lines = re.findall(r"^step (\d{4}); step_loss: [0-9.]+  \([0-9.]+ ms/step, (\d+)/(\d+) done, "
                      r"(?:\d+h \d\dm|\d+m \d\ds|\d+s) left\)$", out, re.M)
-  assert [(int(a), int(b), int(c)) for a, b, c in lines] == [(0, 0, 20), (10, 10, 20)]
+  assert [(int(a), int(b), int(c)) for a, b, c in lines] == [(0, 1, 20), (10, 11, 20)]
   code, out, err = train_tiny(h36m, tmp_path / "runs", load="20", more="10")
   assert code == 0, err
-  assert re.search(r"^step 0020; step_loss: [0-9.]+  \([0-9.]+ ms/step, 20/30, ", out, re.M)
+  assert re.search(r"^step 0020; step_loss: [0-9.]+  \([0-9.]+ ms/step, 21/30 done, ", out, re.M)
 
 
 @pytest.mark.slow

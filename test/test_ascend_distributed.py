@@ -207,7 +207,8 @@ def test_sigterm_stops_every_rank_at_one_step_after_rolling_saves(processes, h36
   proc.send_signal(signal.SIGTERM)
   code, _, err = finish(proc, timeout=60, log=log)
   assert code == 128 + signal.SIGTERM, err
-  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", log(0)).group(1))
+  step = int(re.search(r"Interrupted at step (\d+); resume with: python \S+ --experiment_dir \S+ "
+                       r"--load \1 --more \d+", log(0)).group(1))
   directory = directory()
   assert weights(directory, step)["Variable_1"] == step
   assert 0 < max(checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)) < step

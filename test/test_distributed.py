@@ -146,7 +146,8 @@ def test_ctrl_c_stops_every_worker_at_one_step_and_rank0_saves(processes, h36m, 
   launcher.send_signal(signal.SIGINT)
   out, err = launcher.communicate(timeout=60)
   assert launcher.returncode == 128 + signal.SIGINT, err
-  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", out).group(1))
+  step = int(re.search(r"Interrupted at step (\d+); resume with: python \S+ --experiment_dir \S+ "
+                       r"--load \1 --more \d+", out).group(1))
   assert "Interrupted: all 2 workers stopped" in out
   (directory,) = checkpoint_dirs(str(tmp_path))
   assert weights(directory, step)["Variable_1"] == step

@@ -123,7 +123,7 @@ def test_first_lines_are_the_projects_own(tmp_path):
       "--data_dir": h36m, "--train_dir": str(tmp_path / "exp"), "--iterations": "2"}))
   code, lines = first_lines(training, env)
   assert code == 0, "\n".join(lines)
-  assert lines[0].startswith("Read 12 training and 2 test sequences from ")
+  assert lines[0].startswith("Read 12 training and 2 test sequences (subject 5) from ")
   assert [l.split(":")[0] for l in lines[1:5]] == ["Experiment directory", "Device",
                                                    "Distributed", "Seed"]
   assert not [l for l in lines if TF_NOISE.search(l)]

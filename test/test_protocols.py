@@ -12,7 +12,7 @@ import pytest
 
 import data_utils
 from tprnn.datasets import h36m_skeleton
-from conftest import H36M_DIR, ROOT, human, need, tiny, write_h36m
+from conftest import H36M_DIR, human, need, tiny, write_h36m
 
 OTHER_JOINTS = (0, 1, 6, 11)  # from the ground truth in the field's code
 COPIED = {16: 13, 20: 19, 23: 22, 24: 13, 28: 27, 31: 30}  # joint: the predicted joint it copies
@@ -108,31 +108,6 @@ def test_validation_evaluates_s11_and_never_reads_s5(h36m, tmp_path):
   code, _, err = human(no_s5, tiny(select_on="validation", iterations="10", sample=None,
                                    load="10", train_dir=str(tmp_path / "runs")))
   assert code == 1 and "missing sequence file {}".format(os.path.join(no_s5, "S5")) in err
-
-
-def test_h36m_set_up_takes_a_local_zip_and_fails_in_one_line(tmp_path):
-  """data/download_h36m.sh, run from a copy of data/: a local h3.6m.zip is
-  unpacked; an address that does not answer is one line saying what to do."""
-  import subprocess
-  import zipfile
-  data = tmp_path / "data"
-  data.mkdir()
-  shutil.copy(os.path.join(ROOT, "data", "download_h36m.sh"), str(data))
-  archive = str(tmp_path / "h3.6m.zip")
-  with zipfile.ZipFile(archive, "w") as f:
-    f.writestr("h3.6m/dataset/S1/walking_1.txt", "0.1," * 98 + "0.1\n")
-  script = ["bash", str(data / "download_h36m.sh")]
-  done = subprocess.run(script + [archive], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        universal_newlines=True, timeout=60)
-  assert done.returncode == 0, done.stderr
-  assert (data / "h3.6m" / "dataset" / "S1" / "walking_1.txt").read_text().count(",") == 98
-  assert os.path.exists(archive)  # a local archive is the user's: kept
-  failed = subprocess.run(script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
-                          universal_newlines=True,
-                          env=dict(os.environ, H36M_URL="http://127.0.0.1:9/h3.6m.zip"))
-  assert failed.returncode == 1 and len(failed.stderr.strip().splitlines()) == 1
-  assert "bash data/download_h36m.sh path/to/h3.6m.zip" in failed.stderr
-  assert not list(data.glob("h3.6m.zip*"))  # no partial download left behind
 
 
 def test_all_windows_observe_at_most_50_frames(h36m):

@@ -4,6 +4,7 @@ directory (a held lock, a used directory)."""
 
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -12,8 +13,12 @@ import numpy as np
 import pytest
 
 from tprnn.training import checkpoints
-from conftest import (DROP, HUMAN_SCRIPT, RECOVERY, argv_of, error_lines, experiment_dir, human,
-                      leftovers, penn, read_until, weights, with_flags, write_penn_label)
+from conftest import (DROP, HUMAN_SCRIPT, RECOVERY, ROOT, argv_of, error_lines, experiment_dir,
+                      human, leftovers, penn, read_until, run_command, weights, with_flags,
+                      write_penn_label)
+
+RESUME = (r"^Interrupted at step (\d+); resume with: "
+          r"(python \S+ --experiment_dir \S+ --load \1 --more \d+)$")
 
 
 def start(processes, h36m, train_dir, **flags):
@@ -37,8 +42,34 @@ def test_signal_saves_says_how_to_resume_and_exits_128_plus_signal(processes, h3
   out, err = proc.communicate(timeout=60)
   assert proc.returncode == 128 + signum
   assert error_lines(err) == []
-  step = int(re.search(r"Interrupted at step (\d+); resume with --load \1\.", out).group(1))
-  assert weights(experiment_dir(tmp_path), step)["Variable_1"] == step
+  step, command = re.search(RESUME, out, re.M).groups()
+  assert weights(experiment_dir(tmp_path), int(step))["Variable_1"] == int(step)
+  code, _, err = human(h36m, RECOVERY, train_dir=tmp_path, iterations="100000", test_every="100000")
+  assert code == 1 and "resume with: {};".format(command) in err  # a fresh run into it
+
+
+@pytest.mark.slow
+def test_the_printed_resume_command_ends_where_the_uninterrupted_run_does(processes, h36m,
+                                                                         tmp_path):
+  code, _, err = human(h36m, RECOVERY, train_dir=tmp_path / "once", iterations="100",
+                       test_every="100000", rnn_size="128")
+  assert code == 0, err
+  proc = start(processes, h36m, tmp_path / "twice", iterations="100", rnn_size="128")
+  read_until(proc, r"^step 0020")
+  proc.send_signal(signal.SIGINT)
+  out, err = proc.communicate(timeout=60)
+  assert proc.returncode == 128 + signal.SIGINT, err
+  step, command = re.search(RESUME, out, re.M).groups()
+  argv = shlex.split(command)
+  assert argv[1] == "tprnn_train_human.py" and argv[-2:] == ["--more", str(100 - int(step))]
+  code, out, err = run_command([sys.executable] + argv[1:], cwd=ROOT, timeout=100)  # as printed
+  assert code == 0, err
+  once, twice = experiment_dir(tmp_path / "once"), experiment_dir(tmp_path / "twice")
+  assert checkpoints.steps(once) == [100] and checkpoints.steps(twice) == [int(step), 100]
+  a, b = weights(once, 100), weights(twice, 100)
+  assert a["Variable_1"] == b["Variable_1"] == 100
+  for name in a:
+    np.testing.assert_allclose(b[name], a[name], atol=1e-5, err_msg=name)
 
 
 @pytest.mark.slow
@@ -124,7 +155,9 @@ def test_penn_resumes_exactly_and_refuses_a_used_directory(tmp_path):
   for name in a:
     np.testing.assert_allclose(b[name], a[name], atol=1e-6, err_msg=name)
   code, _, err = run("once")
-  assert code == 1 and "already holds checkpoints (20): resume with --load 20" in err
+  assert code == 1 and "already holds checkpoints (20): the run is complete; evaluate it with: " \
+      "python tprnn_train_penn.py --experiment_dir {} --load 20 --sample".format(
+          experiment_dir(tmp_path / "once")) in err
 
 
 # ----------------------------------------------------------------------------
@@ -156,8 +189,9 @@ def test_fresh_run_into_a_used_directory_is_refused_unless_overwrite(h36m, tmp_p
   before = sorted(os.listdir(directory))
   code, _, err = human(h36m, RECOVERY, train_dir=tmp_path, iterations="20")
   assert code == 1
-  assert err == ("error: {} already holds checkpoints (10, 20): resume with --load 20, or pass "
-                 "--overwrite to delete them and start afresh\n".format(directory))
+  assert err == ("error: {0} already holds checkpoints (10, 20): the run is complete; evaluate it "
+                 "with: python tprnn_train_human.py --experiment_dir {0} --load 20 --sample; or "
+                 "pass --overwrite to delete them and start afresh\n".format(directory))
   assert sorted(os.listdir(directory)) == before
   code, out, err = human(h36m, RECOVERY, train_dir=tmp_path, iterations="20", more="3",
                          overwrite=None)

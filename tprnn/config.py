@@ -178,6 +178,7 @@ def parse(dataset, script, argv, read_recorded):
   flags.prog = p.prog
   if flags.experiment_dir:
     recorded = read_recorded(flags.experiment_dir)
+    check_dataset_of_run(flags.experiment_dir, recorded, dataset.NAME)
     if recorded is not None:  # a model flag newer than the run had its default there
       recorded = dict({n: p.get_default(n) for n in MODEL_FLAGS if hasattr(flags, n)}, **recorded)
     apply_recorded_flags(flags, explicit_flags(argv), recorded)
@@ -185,6 +186,25 @@ def parse(dataset, script, argv, read_recorded):
   dataset.check_flags(config)
   check_flags(config, dataset.NAME)
   return config
+
+
+def plain_values(flags):
+  """{name: value} of the flags whose values JSON holds (flags.json, samples.h5)."""
+  return {k: v for k, v in sorted(vars(flags).items())
+          if isinstance(v, (str, int, float, bool, type(None), list))}
+
+
+def script_of(dataset_name):
+  """The training script of a dataset (--dataset value)."""
+  return "tprnn_train_{}.py".format(dataset_name)
+
+
+def check_dataset_of_run(directory, recorded, name):
+  """A run's directory belongs to the script of its dataset."""
+  held = (recorded or {}).get("dataset", name)
+  if held != name:
+    raise UsageError("--experiment_dir {} holds a '{}' run, not a '{}' one: use {} for it".format(
+        directory, held, name, script_of(held)))
 
 
 def explicit_flags(argv):

@@ -8,6 +8,7 @@ import numpy as np
 
 import data_utils
 from tprnn.datasets import cmu_skeleton, expmap
+from tprnn.datasets import base
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import cmu_windows, srnn
 from tprnn.evaluation.baseline import zero_velocity_predict
@@ -76,9 +77,7 @@ def files_of(data_dir, action):
 
 def check_files(data_dir, actions):
   """A missing file is an error naming it and the actions complete in data_dir."""
-  if not os.path.isdir(data_dir):
-    raise data_utils.DataError("data directory {} not found (see {})".format(
-        data_dir, DATA_README))
+  data_utils.check_data_folder(data_dir, "data directory", "train", "cmu_mocap")
   missing = [p for a in actions for p in files_of(data_dir, a) if not os.path.isfile(p)]
   if not missing:
     return
@@ -142,7 +141,7 @@ def window_test(flags, data):
                                          flags.seq_length_out, flags.eval_protocol)
              for action in flags.actions}
   return srnn.WindowTest(data, windows, flags.seq_length_in, flags.seq_length_out,
-                         flags.eval_protocol)
+                         flags.eval_protocol, "the test files")
 
 
 # ----------------------------------------------------------------------------
@@ -174,12 +173,14 @@ def report(flags, test, predict):
   """The Euler and MPJPE tables of `predict` on `test`; with --sample, the
   original's lines and the samples file."""
   mean_errors, predictions, _ = test.evaluate(predict, EULER_MASK)
-  srnn.print_table(mean_errors, flags.seq_length_out)
+  model = base.model_name(flags)
+  srnn.print_table(mean_errors, flags.seq_length_out, title=test.title(expmap.EULER, model))
   if not flags.sample:
-    expmap.print_position_tables(POSITION_TABLES, test, predictions)
+    expmap.print_position_tables(POSITION_TABLES, test, predictions, model)
     return
   srnn.print_sample_results(mean_errors, flags.seq_length_out)
-  expmap.report_samples(flags.samples_file, POSITION_TABLES, test, mean_errors, predictions, NAME)
+  expmap.report_samples(flags.samples_file, POSITION_TABLES, test, mean_errors, predictions,
+                        dict(base.samples_attributes(flags, test.source), dataset=NAME))
 
 
 def sampling_task(flags, normalisation):

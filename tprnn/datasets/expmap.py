@@ -12,6 +12,7 @@ from tprnn.evaluation.report import Criterion, Report, average_rows
 from tprnn.util import atomic_file
 
 SAMPLED_WINDOWS = 8  # samples.h5 keeps the poses of each action's first 8 windows, as the original
+EULER = "Euler angle error (rad)"
 
 
 def training_evaluation(test, validation_batch, protocol, mask_from="gt"):
@@ -24,7 +25,8 @@ def training_evaluation(test, validation_batch, protocol, mask_from="gt"):
   def evaluate(predict, status):
     _, val_loss = predict(*validation_batch(status.rng))
     mean_errors, _, srnn_loss = test.evaluate(predict, mask_from)
-    srnn.print_table(mean_errors, test.target_len)
+    srnn.print_table(mean_errors, test.target_len,
+                     title=test.title(EULER, "the model at step {}".format(status.step)))
     print_status(status, val_loss, srnn_loss)
     average = average_rows(mean_errors.items())[-1][1]
     summaries = dict(srnn.error_summaries(mean_errors, test.target_len, protocol),
@@ -36,6 +38,7 @@ def training_evaluation(test, validation_batch, protocol, mask_from="gt"):
 
 
 def print_status(status, val_loss, srnn_loss):
+  """The original's status block; the two losses say what they average."""
   print()
   print("============================\n"
         "Global step:         {}\n"
@@ -43,8 +46,8 @@ def print_status(status, val_loss, srnn_loss):
         "Step-time (ms):     {:.4f}\n"
         "Train loss avg:      {:.4f}\n"
         "--------------------------\n"
-        "Val loss:            {:.4f}\n"
-        "srnn loss:           {:.4f}\n"
+        "Val loss:            {:.4f}  (one random batch of the test sequences)\n"
+        "srnn loss:           {:.4f}  (the table's windows)\n"
         "============================".format(
             status.global_step, status.learning_rate, status.step_time_ms,
             status.train_loss, val_loss, srnn_loss))
@@ -59,31 +62,32 @@ def position_tables(tables, test, predictions):
           for key, _, error in tables}
 
 
-def print_position_tables(tables, test, predictions):
-  """Prints the millimetre tables; returns their values (position_tables)."""
+def print_position_tables(tables, test, predictions, model):
+  """Prints the millimetre tables of `model`; returns their values (position_tables)."""
   values = position_tables(tables, test, predictions)
   for key, title, _ in tables:
-    srnn.print_table(values[key], test.target_len, cell=" {0:5.1f} |", title=title)
+    srnn.print_table(values[key], test.target_len, cell=" {0:5.1f} |",
+                     title=test.title(title, model))
   return values
 
 
-def report_samples(path, tables, test, mean_errors, predictions, dataset=None):
+def report_samples(path, tables, test, mean_errors, predictions, attributes):
   """Prints --sample's millimetre tables and writes the samples file."""
-  values = print_position_tables(tables, test, predictions)
-  write_samples(path, test, mean_errors, values, predictions, dataset)
+  values = print_position_tables(tables, test, predictions, attributes["model"])
+  write_samples(path, test, mean_errors, values, predictions, attributes)
 
 
-def write_samples(path, test, mean_errors, tables, predictions, dataset=None):
+def write_samples(path, test, mean_errors, tables, predictions, attributes):
   """samples.h5: expmap/gt/{action}_{i}, expmap/preds/{action}_{i} (i = 0..7,
   the first eight windows of the protocol, de-normalised [out, D]) and
   mean_{action}_error [out] (over all of them), as the original; besides,
   expmap/observed/{action}_{i} [in, D] (the frames the model saw), the
-  millimetre curves mean_{action}_{key} [out] of `tables`, and the
-  attribute `dataset` unless None."""
+  millimetre curves mean_{action}_{key} [out] of `tables`, and the root
+  `attributes` (base.samples_attributes; `dataset` where not H3.6M) with the
+  protocol and its windows."""
   with atomic_file.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
-      if dataset is not None:
-        f.attrs["dataset"] = dataset
+      f.attrs.update(dict(attributes, protocol=test.protocol, windows=test.describe()))
       for action, errors in mean_errors.items():
         observed = test.observed(action)
         for i in range(min(SAMPLED_WINDOWS, len(observed))):

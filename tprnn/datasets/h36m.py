@@ -4,6 +4,7 @@ tprnn_train_human.py, evaluated on the windows of --eval_protocol, of subject 5
 
 import data_utils
 from tprnn.datasets import expmap, h36m_skeleton
+from tprnn.datasets import base
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import srnn
 from tprnn.evaluation.baseline import zero_velocity_predict
@@ -89,8 +90,9 @@ def read_data(flags, normalisation=None, test_subject=data_utils.TEST_SUBJECT):
     test, _ = data_utils.load_data(flags.data_dir, [test_subject], flags.actions)
     stats = [normalisation[k] for k in ("mean", "std", "dim_to_use")]
     data = data_utils.Dataset({}, data_utils.normalize(test, *stats), *stats)
-  print("Read {} training and {} test sequences from {}".format(
-      len(data.train), len(data.test), flags.data_dir))
+  kind = "test" if test_subject == data_utils.TEST_SUBJECT else "validation"
+  print("Read {} training and {} {} sequences (subject {}) from {}".format(
+      len(data.train), len(data.test), kind, test_subject, flags.data_dir))
   return data
 
 
@@ -146,9 +148,10 @@ def sampling_task(flags, normalisation):
 
   def evaluate(predict):
     mean_errors, predictions, _ = test.evaluate(predict, mask_from="pred")
-    srnn.print_table(mean_errors, flags.seq_length_out)
+    srnn.print_table(mean_errors, flags.seq_length_out,
+                     title=test.title(expmap.EULER, base.model_name(flags)))
     srnn.print_sample_results(mean_errors, flags.seq_length_out)
-    report_samples(flags.samples_file, test, mean_errors, predictions)
+    report_samples(flags, test, mean_errors, predictions)
 
   return SamplingTask(len(data.dim_to_use), SAMPLE_SOURCE_LEN, evaluate)
 
@@ -163,9 +166,10 @@ def zero_velocity(flags):
   test = srnn.SrnnTest(data, flags.actions, source_len, flags.seq_length_out,
                        flags.eval_protocol, subject)
   mean_errors, predictions, _ = test.evaluate(zero_velocity_predict, mask_from="gt")
-  srnn.print_table(mean_errors, flags.seq_length_out)
+  srnn.print_table(mean_errors, flags.seq_length_out,
+                   title=test.title(expmap.EULER, base.model_name(flags)))
   if flags.sample:
-    report_samples(flags.samples_file, test, mean_errors, predictions)
+    report_samples(flags, test, mean_errors, predictions)
 
 
 # The millimetre tables of --sample: (samples key, title, errors [..., T, 99] x 2 -> [..., T]).
@@ -177,9 +181,10 @@ POSITION_TABLES = (
      lambda pred, gt: h36m_skeleton.mpjpe(pred, gt, h36m_skeleton.PREDICTED_JOINTS)))
 
 
-def report_samples(path, test, mean_errors, predictions):
+def report_samples(flags, test, mean_errors, predictions):
   """--sample's millimetre tables and samples file (docs/PROTOCOL.md §7-8)."""
-  expmap.report_samples(path, POSITION_TABLES, test, mean_errors, predictions)
+  expmap.report_samples(flags.samples_file, POSITION_TABLES, test, mean_errors, predictions,
+                        base.samples_attributes(flags, test.source))
 
 
 # ----------------------------------------------------------------------------

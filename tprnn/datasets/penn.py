@@ -7,6 +7,7 @@ import tensorflow.compat.v1 as tf
 
 import load
 from tprnn import config
+from tprnn.datasets import base
 from tprnn.datasets.base import SamplingTask, TrainingTask
 from tprnn.evaluation import pck
 from tprnn.evaluation.report import Criterion, Report
@@ -86,7 +87,8 @@ def training_task(flags):
     return [feed[chosen] for feed in train_feeds]
 
   def evaluate(predict, status):
-    _, metrics, val_loss = pck.evaluate_validation(predict, val)
+    _, metrics, val_loss = pck.evaluate_validation(predict, val, "the model at step {}".format(
+        status.step))
     summaries = {"loss/loss": val_loss}
     for s in PCK_SUMMARY_STEPS:
       summaries["pck/pck_step{}".format(s)] = metrics[s - 1, 2]
@@ -105,26 +107,31 @@ def sampling_task(flags, normalisation):
   val = read_validation(flags)
 
   def evaluate(predict):
-    predictions, metrics, _ = pck.evaluate_validation(predict, val)
-    write_samples(flags.samples_file, predictions, val, metrics)
+    predictions, metrics, _ = pck.evaluate_validation(predict, val, base.model_name(flags))
+    write_samples(flags.samples_file, predictions, val, metrics, base.samples_attributes(
+        flags, "the validation set"))
 
   return SamplingTask(load.POSE_SIZE, flags.seq_length_in, evaluate)
 
 
 def zero_velocity(flags):
   val = read_validation(flags)
-  predictions, metrics, _ = pck.evaluate_validation(zero_velocity_predict, val)
+  predictions, metrics, _ = pck.evaluate_validation(zero_velocity_predict, val,
+                                                    base.model_name(flags))
   if flags.sample:
-    write_samples(flags.samples_file, predictions, val, metrics)
+    write_samples(flags.samples_file, predictions, val, metrics, base.samples_attributes(
+        flags, "the validation set"))
 
 
-def write_samples(path, predictions, val, metrics):
+def write_samples(path, predictions, val, metrics, attributes):
   """Predictions, ground truth and visibilities [N, 16, ...] of the predicted
   steps, bounding-box lengths [N] and both PCK curves [16], as the original;
   besides, what maps poses back to the video (load.to_pixels): observed
-  [N, encoder length, 26], video [N], frame_index [N, S], box_centre [N, 2]."""
+  [N, encoder length, 26], video [N], frame_index [N, S], box_centre [N, 2];
+  and the root `attributes` (base.samples_attributes) with the protocol."""
   with atomic_file.atomic_output(path) as tmp:
     with h5py.File(tmp, "w") as f:
+      f.attrs.update(dict(attributes, protocol="pck"))
       f.create_dataset("predictions", data=predictions)
       f.create_dataset("ground_truth", data=val.feeds[2])
       f.create_dataset("visibilities", data=val.visibilities)

@@ -12,11 +12,10 @@ import collections
 import os
 import re
 import shutil
-import signal
 import sys
 
 from tprnn.downloads import archive, fetch, manifest
-from tprnn.util import errors
+from tprnn.util import errors, signals
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RAW = "https://raw.githubusercontent.com/"
@@ -80,6 +79,10 @@ def main(argv):
       problems, new = archive.extract(args.archive, entries, dest, source.title)
     else:
       problems, new = fetch.fetch(entries, base, dest, source.title)
+  except KeyboardInterrupt as e:
+    print("\ninterrupted: the files verified so far are kept; run the same command to go on",
+          file=sys.stderr)
+    return signals.exit_status(e)
   finally:
     if created:
       _remove_if_empty(created)
@@ -136,19 +139,5 @@ def _remove_if_empty(folder):
     shutil.rmtree(folder)
 
 
-class _Terminated(KeyboardInterrupt):
-  """SIGTERM, handled as Ctrl-C."""
-
-
-def _terminate(signum, frame):
-  raise _Terminated()
-
-
 if __name__ == "__main__":
-  signal.signal(signal.SIGTERM, _terminate)
-  try:
-    raise SystemExit(errors.run_main(main))
-  except KeyboardInterrupt as e:
-    print("\ninterrupted: the files verified so far are kept; run the same command to go on",
-          file=sys.stderr)
-    raise SystemExit(143 if isinstance(e, _Terminated) else 130)
+  raise SystemExit(errors.run_main(main))

@@ -66,9 +66,12 @@ def print_metrics(metrics, loss):
           % (step, l2, euclidean, pck, per_joint))
 
 
-def evaluate_validation(predict, val):
-  """Predicts the whole validation set and prints its metrics.
-  Returns (predictions [N, 16, 26], metrics [16, 4], loss)."""
+def evaluate_validation(predict, val, model):
+  """Predicts the whole validation set and prints its metrics under a title
+  naming `model` ('checkpoint-N'). Returns (predictions [N, 16, 26], metrics
+  [16, 4], loss)."""
+  print("PCK@0.05 of {} on {} validation sequences (pck: the original's coordinate pairing, "
+        "pck_per_joint: x_j with y_j)".format(model, len(val.bounding_box_length)), flush=True)
   predictions, loss = predict(*val.feeds)
   metrics = pck_metrics(predictions, val.feeds[2], val.visibilities)
   print_metrics(metrics, loss)

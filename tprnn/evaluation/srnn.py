@@ -21,14 +21,25 @@ class WindowTest(object):
   and their de-normalised ground truth in exp-map [N, out, D] and Euler
   angles."""
 
-  def __init__(self, data, windows, source_len, target_len, protocol):
+  def __init__(self, data, windows, source_len, target_len, protocol, source):
+    """`source` names the sequences the windows are cut from ('subject 5')."""
     self.data, self.actions, self.target_len = data, list(windows), target_len
-    self.protocol = protocol
+    self.protocol, self.source = protocol, source
     self.feeds, self.gt_expmap, self.gt_euler = {}, {}, {}
     for action, action_windows in windows.items():
       self.feeds[action] = data_utils.split_windows(action_windows, source_len)
       self.gt_expmap[action] = self.denormalize(self.feeds[action][2])
       self.gt_euler[action] = data_utils.expmap_to_euler(self.gt_expmap[action])
+
+  def describe(self):
+    """'protocol srnn8, 8 windows per action of subject 5': what a table scores."""
+    counts = sorted({len(feeds[0]) for feeds in self.feeds.values()})
+    per_action = str(counts[0]) if len(counts) == 1 else "{}-{}".format(counts[0], counts[-1])
+    return "protocol {}, {} windows per action of {}".format(self.protocol, per_action, self.source)
+
+  def title(self, what, model):
+    """A table's title line: what it shows, of which model, on which windows."""
+    return "{} of {}; {}".format(what, model, self.describe())
 
   def denormalize(self, poses):
     return data_utils.unnormalize(poses, self.data.mean, self.data.std, self.data.dim_to_use)
@@ -62,7 +73,8 @@ class SrnnTest(WindowTest):
                subject=data_utils.TEST_SUBJECT):
     windows = {action: data_utils.eval_windows(data.test, action, source_len, target_len,
                                                protocol, subject) for action in actions}
-    super().__init__(data, windows, source_len, target_len, protocol)
+    super().__init__(data, windows, source_len, target_len, protocol,
+                     "subject {}".format(subject))
 
 
 def print_table(mean_errors, target_len, cell=" {0:.3f} |", title=None):

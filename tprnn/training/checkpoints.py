@@ -77,9 +77,36 @@ class Savers(object):
       saver.save(sess, os.path.join(directory, prefix), global_step=step,
                  latest_filename="{}_checkpoint".format(ROLLING_PREFIX) if rolling else None)
     except tf.errors.OpError as e:
+      remove_partial_saves(directory)
+      remove_files_of(path(directory, step, prefix))  # what did get written is not a checkpoint
       raise CheckpointError("could not save {}: {}".format(
           path(directory, step, prefix), errors.tf_error_reason(e)))
     print("done in {:.2f} ms".format((time.time() - start) * 1000))
+
+
+def partial_saves(directory):
+  """The temporary files of saves that did not finish (TensorFlow writes
+  `<name>.tempstate<number>` and renames it when done)."""
+  if not os.path.isdir(directory):
+    return []
+  return sorted(name for name in os.listdir(directory)
+                if name.startswith((PREFIX, ROLLING_PREFIX)) and ".tempstate" in name)
+
+
+def remove_files_of(checkpoint):
+  """Removes the files of `checkpoint` (a path prefix: .index, .data-*, .meta)."""
+  directory, name = os.path.split(checkpoint)
+  for entry in os.listdir(directory):
+    if entry.startswith(name + "."):
+      os.remove(os.path.join(directory, entry))
+
+
+def remove_partial_saves(directory):
+  """Removes partial_saves(directory); returns their names."""
+  names = partial_saves(directory)
+  for name in names:
+    os.remove(os.path.join(directory, name))
+  return names
 
 
 def restore(sess, checkpoint):

@@ -14,6 +14,7 @@ import numpy as np
 
 from tprnn.parallel.cluster import DistributedError
 from tprnn.training import checkpoints
+from tprnn.training import rundir
 from tprnn.training import seeds
 from tprnn.training.graph import feed_dict, predictor
 from tprnn.training.outputs import Rank0Outputs
@@ -50,17 +51,22 @@ class Loop(object):
   def __init__(self, sess, net, backend, flags, directory, seed, checkpoint, batch, evaluate):
     self.sess, self.net, self.backend, self.flags = sess, net, backend, flags
     self.seed, self.batch, self.evaluate = seed, batch, evaluate
+    self.directory = directory
     self.rank0 = backend.rank == 0
-    self.outputs = (Rank0Outputs(sess, net, directory, flags.save_secs, checkpoint)
+    self.outputs = (Rank0Outputs(sess, net, directory, flags.save_secs, checkpoint, flags.load)
                     if self.rank0 else None)
     self.step = flags.load
-    self.last_step = flags.load + (flags.iterations if flags.more == 0 else flags.more)
+    self.last_step = rundir.last_step(vars(flags))
     self.step_time = self.loss = 0.0  # sums since the last evaluation
     self.recent_time, self.recent_steps = 0.0, 0  # since the last progress line
 
   def run(self):
     """Trains to the last step; returns the exit status: 0, or 128 + the
     signal that stopped training."""
+    if self.rank0 and evaluations_ahead(self.flags, self.step, self.last_step) == 0:
+      print("note: no evaluation in this run (no multiple of --test_every {} in steps {} to {}): "
+            "no table, no best model; the last step is saved".format(
+                self.flags.test_every, self.step + 1, self.last_step))
     try:
       with signals.Recorder() as received:
         stop = False
@@ -71,7 +77,8 @@ class Loop(object):
         if self.rank0:
           self.outputs.close(report=True)
         if stop:
-          print("Interrupted at step {}; resume with --load {}.".format(self.step, self.step))
+          print("Interrupted at step {}; resume with: {}".format(self.step, rundir.resume_command(
+              self.flags.prog, self.directory, self.step, self.last_step)))
           return 128 + (received.received or [signal.SIGINT])[0]
         return 0
     except (TrainingError, checkpoints.CheckpointError, DistributedError) as e:
@@ -121,9 +128,10 @@ class Loop(object):
     line (evaluations and saves left out)."""
     pace = self.recent_time / self.recent_steps
     self.recent_time, self.recent_steps = 0.0, 0
-    print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step, {}/{}, {} left)".format(
-        self.step, loss, elapsed * 1000, self.step, self.last_step,
-        time_left(pace * (self.last_step - self.step))))
+    done = self.step + 1  # `step NNNN` is the original's: the step's index, counted from 0
+    print("step {:04d}; step_loss: {:.4f}  ({:.1f} ms/step, {}/{} done, {} left)".format(
+        self.step, loss, elapsed * 1000, done, self.last_step,
+        time_left(pace * (self.last_step - done))))
 
   def checkpoint_if_due(self, save, stop):
     """Evaluates at a --test_every multiple; saves a rolling checkpoint when a
@@ -148,10 +156,36 @@ class Loop(object):
     report = self.evaluate(predictor(self.sess, model), status)
     self.outputs.summarize(self.outputs.test_writer, report.summaries, self.step)
     if self.outputs.best.update(report.criteria, self.step):
-      print("Found a better model; checkpoint id {}".format(self.step))
+      self.outputs.best_steps.append(self.step)
       if self.step % self.flags.save_every == 0:
+        print("Found a better model; checkpoint id {} (saved as {}-{})".format(
+            self.step, checkpoints.PREFIX, self.step))
         self.outputs.save(self.step)
+      elif self.step == self.last_step:
+        print("Found a better model; checkpoint id {} (the last step, saved as {}-{} at the "
+              "end)".format(self.step, checkpoints.PREFIX, self.step))
+      else:
+        print("Found a better model at step {} (not saved: not a multiple of --save_every "
+              "{})".format(self.step, self.flags.save_every))
 
   def finish(self):
     self.outputs.save(self.step)
-    print("Best model's checkpoint id: {}".format(self.outputs.best.step))
+    print(self.closing_line())
+
+  def closing_line(self):
+    """The best model among this run's saved checkpoints, and what was not saved."""
+    best, saved = self.outputs.best.step, self.outputs.saved_steps
+    if best is None:
+      return "Best model's checkpoint id: none (no evaluation ran; the last checkpoint is {})".format(
+          checkpoints.path(self.directory, self.step))
+    if best in saved:
+      return "Best model's checkpoint id: {}".format(best)
+    kept = ([s for s in self.outputs.best_steps if s in saved] or [None])[-1]
+    return ("Best model's checkpoint id: {} (the best evaluated, step {}, was not saved: "
+            "--save_every {})".format("none saved" if kept is None else "{}, the best saved".format(
+                kept), best, self.flags.save_every))
+
+
+def evaluations_ahead(flags, first, last):
+  """How many --test_every multiples lie in (first, last]: the evaluations a run will make."""
+  return last // flags.test_every - first // flags.test_every

@@ -79,7 +79,7 @@ def train(flags, dataset, directory):
     return run_training(flags, task, directory, backend, flags.seed, None)
   checkpoint = rundir.find_checkpoint(flags, directory) if flags.load > 0 else None
   with rundir.locked(directory):
-    rundir.claim_for_training(directory, flags.load > 0, flags.overwrite)
+    rundir.claim_for_training(flags, directory)
     recorded = rundir.read_flags(directory) if flags.load > 0 else None
     seed = seeds.resolve(flags.seed, recorded and recorded.get("seed"))
     if task.normalisation is not None and flags.load > 0:

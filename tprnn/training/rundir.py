@@ -8,19 +8,22 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 
 import numpy as np
 
 from tprnn.util import atomic_file
 from tprnn import config
 from tprnn.training import checkpoints
+from tprnn.training import metrics
 from tprnn.util import errors
+from tprnn.util.version import code_version
 
 LOCK_NAME = ".lock"
 FLAGS_NAME = config.FLAGS_NAME
@@ -104,23 +107,60 @@ def experiment_dir(flags, dataset_parts, leaf_parts=()):
   return os.path.normpath(os.path.join(*(parts + list(leaf_parts))))
 
 
-def claim_for_training(directory, resume, overwrite):
+def last_step(values):
+  """The step a run with the flag values `values` (a dict, as in flags.json)
+  ends at: --load N trains --iterations steps more, or --more steps."""
+  more = values.get("more") or 0
+  return (values.get("load") or 0) + (more or values["iterations"])
+
+
+def resume_command(prog, directory, step, end):
+  """The command that goes on from checkpoint `step` of `directory` and ends at
+  step `end`, where the uninterrupted run would (flags.json gives the rest)."""
+  return "python {} --experiment_dir {} --load {} --more {}".format(
+      prog, shlex.quote(directory), step, end - step)
+
+
+def continue_hint(flags, directory, step):
+  """What to do with a run whose latest checkpoint is `step`: resume it to its
+  last step, or, when it got there, evaluate it."""
+  recorded = read_flags(directory)
+  end = last_step(recorded if recorded is not None else vars(flags))
+  if step < end:
+    return "resume with: " + resume_command(flags.prog, directory, step, end)
+  return ("the run is complete; evaluate it with: python {} --experiment_dir {} --load {} "
+          "--sample".format(flags.prog, shlex.quote(directory), step))
+
+
+def claim_for_training(flags, directory):
   """A fresh run (no --load) refuses a directory holding checkpoints unless
-  `overwrite`, which deletes them and the summaries first."""
+  --overwrite, which deletes them and the summaries first."""
   check_writable(directory)
+  remove_leftovers(directory)
   held = checkpoints.steps(directory) + checkpoints.steps(directory, checkpoints.ROLLING_PREFIX)
-  if resume or not held:
+  if flags.load > 0 or not held:
     return
-  if not overwrite:
-    raise DirectoryError("{} already holds checkpoints ({}): resume with --load {}, or pass "
-                         "--overwrite to delete them and start afresh".format(
-                             directory, checkpoints.present(directory), max(held)))
+  if not flags.overwrite:
+    raise DirectoryError("{} already holds checkpoints ({}): {}; or pass --overwrite to delete "
+                         "them and start afresh".format(
+                             directory, checkpoints.present(directory),
+                             continue_hint(flags, directory, max(held))))
   print("--overwrite: deleting the checkpoints and summaries in {}".format(directory))
   for name in os.listdir(directory):
     if (name.startswith((checkpoints.PREFIX, checkpoints.ROLLING_PREFIX))
-        or name in (FLAGS_NAME, NORMALISATION_NAME)):
+        or name in (FLAGS_NAME, NORMALISATION_NAME, metrics.NAME)):
       os.remove(os.path.join(directory, name))
   shutil.rmtree(os.path.join(directory, LOG_DIR), ignore_errors=True)
+
+
+def remove_leftovers(directory):
+  """Removes what killed saves and writers left (their temporary files), saying so."""
+  names = checkpoints.remove_partial_saves(directory)
+  for name in atomic_file.leftovers(directory):
+    os.remove(os.path.join(directory, name))
+    names.append(name)
+  if names:
+    print("Removed the temporary files of an interrupted save: {}".format(", ".join(names)))
 
 
 def write_flags(directory, values):
@@ -141,32 +181,19 @@ def read_flags(directory):
     return None
   try:
     with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise DirectoryError("cannot read {}: {}".format(path, e))
+      values = json.load(f)
+  except OSError as e:
+    raise DirectoryError("cannot read {}: {}".format(path, e.strerror or e))
+  except ValueError as e:
+    raise DirectoryError("{} is damaged: not JSON ({})".format(path, e))
+  if not isinstance(values, dict):
+    raise DirectoryError("{} is damaged: not a JSON object of flags".format(path))
+  return values
 
 
 def recordable(flags, seed):
   """The flags as plain values, the seed and the code's version, for flags.json."""
-  values = {k: v for k, v in sorted(vars(flags).items())
-            if isinstance(v, (str, int, float, bool, type(None), list))}
-  return dict(values, seed=seed, code_version=code_version())
-
-
-def code_version():
-  """The git commit of this code ('+' if modified), or 'unknown'."""
-  try:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            universal_newlines=True, timeout=10)
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             universal_newlines=True, timeout=10)
-  except (OSError, subprocess.SubprocessError):
-    return "unknown"
-  if commit.returncode != 0:
-    return "unknown"
-  return commit.stdout.strip() + ("+" if changed.stdout.strip() else "")
+  return dict(config.plain_values(flags), seed=seed, code_version=code_version())
 
 
 def check_normalisation(directory, stats):
@@ -202,8 +229,9 @@ def read_normalisation(directory):
   try:
     with np.load(path) as f:
       return {name: f[name] for name in f.files}
-  except (OSError, ValueError) as e:
-    raise DirectoryError("cannot read {}: {}".format(path, e))
+  except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    raise DirectoryError("{} is damaged ({}): delete it, and the statistics are recomputed from "
+                         "--data_dir".format(path, e))
 
 
 def find_checkpoint(flags, directory):
@@ -212,7 +240,8 @@ def find_checkpoint(flags, directory):
   try:
     return checkpoints.find(directory, flags.load)
   except checkpoints.CheckpointError as e:
-    elsewhere = [d for d in holders_of(flags.train_dir, flags.load) if d != directory]
+    elsewhere = [d for d in holders_of(flags.train_dir, flags.load)
+                 if d != directory and dataset_of(d, flags.train_dir) == flags.dataset]
     if not elsewhere:
       raise
     command = "python {} --experiment_dir {} --load {}{}".format(
@@ -222,6 +251,16 @@ def find_checkpoint(flags, directory):
           elsewhere[0], FLAGS_NAME)
     raise checkpoints.CheckpointError("{}; checkpoint {} is in {} (run: {})".format(
         e, flags.load, ", ".join(elsewhere), command))
+
+
+def dataset_of(directory, train_dir):
+  """The dataset of a run's directory: its flags.json says, else its first part
+  under --train_dir (as experiment_dir names it)."""
+  try:
+    recorded = read_flags(directory) or {}
+  except DirectoryError:
+    recorded = {}
+  return recorded.get("dataset") or os.path.relpath(directory, train_dir).split(os.sep)[0]
 
 
 def holders_of(train_dir, step):

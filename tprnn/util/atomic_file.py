@@ -2,6 +2,9 @@
 
 import contextlib
 import os
+import re
+
+LEFTOVER = re.compile(r"\.tmp\d+(\.\w+)?$")  # the temporary name of a writer that was killed
 
 
 @contextlib.contextmanager
@@ -17,3 +20,9 @@ def atomic_output(path):
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+def leftovers(directory):
+  """Names of the temporary files in `directory` that killed writers left."""
+  return sorted(n for n in os.listdir(directory) if LEFTOVER.search(n)) if os.path.isdir(
+      directory) else []

@@ -2,7 +2,12 @@
 line naming the file, flag or value at fault, and run_main prints it without
 a traceback."""
 
+import errno
+import os
+import signal
 import sys
+
+from tprnn.util import signals
 
 
 class Error(Exception):
@@ -11,20 +16,39 @@ class Error(Exception):
 
 def run_main(main, argv=None):
   """Runs main(argv) (default: the command line); an Error becomes one line
-  on stderr and exit status 1, without a traceback. Returns the status."""
+  on stderr and exit status 1, without a traceback; Ctrl-C or SIGTERM where
+  nothing catches them (the training loop saves and stops by itself) one line
+  and 130 or 143. Returns the status."""
+  previous = signals.raise_on_sigterm()
   try:
     return main(sys.argv[1:] if argv is None else argv) or 0
   except Error as e:
     print("error: {}".format(e), file=sys.stderr)
     return 1
+  except KeyboardInterrupt as e:
+    print("\ninterrupted: stopped before the end; files are written whole or not at all, so "
+          "nothing half-written is left", file=sys.stderr)
+    return signals.exit_status(e)
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+# Operating-system failures a TensorFlow message may carry: (its text, errno name)
+OS_FAILURES = [(os.strerror(getattr(errno, name)), name)
+               for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EFBIG", "EIO")]
 
 
 def tf_error_reason(error):
-  """The cause in a TensorFlow OpError's message ('...; File too large'),
-  without the node trace; else its first line."""
-  lines = [l.strip() for l in str(getattr(error, "message", error)).splitlines()]
+  """The cause in a TensorFlow OpError's message: an operating-system failure it
+  names ('No space left on device (ENOSPC)'), else the last line that is not
+  node trace or advice ('...; File too large'), else its first line."""
+  text = str(getattr(error, "message", error))
+  for reason, name in OS_FAILURES:
+    if reason in text:
+      return "{} ({})".format(reason, name)
+  lines = [l.strip() for l in text.splitlines()]
   for line in reversed(lines):
-    if line and not line.startswith(("[[", "Node:", "File ", "Detected at node",
+    if line and not line.startswith(("[[", "Node:", "File ", "Detected at node", "Hint:",
                                      "Graph execution error", "Failed to flush")):
       return line.split(" [[")[0].rstrip().split("; ")[-1]  # drop the file name before '; '
   return lines[0] if lines else type(error).__name__

@@ -6,6 +6,25 @@ import signal
 HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
+class Terminated(KeyboardInterrupt):
+  """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so both stop a program the same way."""
+
+
+def _raise_terminated(signum, frame):
+  raise Terminated()
+
+
+def raise_on_sigterm():
+  """From now on SIGTERM raises Terminated in the main thread (Python leaves SIGTERM
+  fatal, so nothing would be cleaned up). Returns the previous handler."""
+  return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def exit_status(interrupt):
+  """128 + the signal number of a KeyboardInterrupt (Terminated or Ctrl-C)."""
+  return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
+
+
 class Recorder(object):
   """While installed (a with block), records the signals received, in order,
   in `received`; a second signal is recorded too and changes nothing."""
