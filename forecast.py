@@ -35,8 +35,15 @@ class ForecastError(errors.Error):
   """Bad input or model; one line for the user."""
 
 
+class _Parser(argparse.ArgumentParser):
+  """Argument errors as one line and exit status 1, like the training scripts'."""
+
+  def error(self, message):
+    raise errors.UsageError(message)
+
+
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = _Parser(description=__doc__.splitlines()[0])
   p.add_argument("--model", required=True, help="a directory written by export.py")
   p.add_argument("--input", required=True, help="poses: .txt, .csv or .npy")
   p.add_argument("--output", required=True, help="forecast: .npy, .txt or .csv")
@@ -59,7 +66,7 @@ def read_manifest(model):
 
 def read_poses(path, dataset):
   """The dataset's float64 frames of the input file ([T, 99] H3.6M, [T, 117] CMU, [T, 13, 2] Penn)."""
-  if not os.path.isfile(path):
+  if not os.path.exists(path) or os.path.isdir(path):  # a pipe (/dev/stdin) is fine
     raise ForecastError("--input {} not found".format(path))
   try:
     poses = np.load(path).astype(np.float64) if path.endswith(".npy") else np.loadtxt(

@@ -1,0 +1,214 @@
+"""Loading an export and forecasting with forecast.py at the real size (the basic
+model, rnn_size 1024), per dataset, for this working tree and optionally the
+code of another revision on the same checkpoints.
+
+  python benchmarks/forecast.py                        # this working tree
+  python benchmarks/forecast.py --revision c36e891     # and that commit's export.py/forecast.py
+
+For each dataset a 1-step training run of this tree (on ../shared's data, in a
+temporary directory; Penn on a folder of 40 of its label files) makes the
+checkpoint. Each code version's export.py exports it, and its forecast.py runs
+in a fresh process on one sequence, timed inside that process:
+
+  import       python's start to forecast.py imported (TensorFlow's import)
+  load         forecast.main's start to its forecast's Session.run (manifest,
+               input file, SavedModel with its variables)
+  first        that run: the graph's optimisation and one forecast
+  forecasts/s  the same run repeated in that session for --seconds: 1 / the
+               median time of one
+  peak RSS     of the process (resource.getrusage), GB = 10^9 bytes
+
+A revision is checked out with `git worktree add` in the temporary directory
+and removed afterwards.
+"""
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import load  # noqa: E402
+
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+PENN_LABELS = os.path.join(SHARED, "Penn_Action", "labels")
+PENN_VIDEOS = 40  # label files the Penn run loads: its training data do not matter here
+
+Dataset = collections.namedtuple("Dataset", ["script", "flags", "input"])
+DATASETS = collections.OrderedDict([
+    ("h36m", Dataset("tprnn_train_human.py",
+                     ["--data_dir", os.path.join(SHARED, "h3.6m", "dataset"), "--action", "walking"],
+                     os.path.join(SHARED, "h3.6m", "dataset", "S5", "walking_1.txt"))),
+    ("cmu", Dataset("tprnn_train_cmu.py",
+                    ["--data_dir", os.path.join(SHARED, "cmu_mocap"),
+                     "--action", "basketball,jumping,running,walking"],
+                    os.path.join(SHARED, "cmu_mocap", "test", "walking", "walking_1.txt"))),
+    ("penn", Dataset("tprnn_train_penn.py", [], None)),
+])
+ONE_STEP = ["--model", "basic", "--rnn_size", "1024", "--iterations", "1", "--save_every", "1",
+            "--test_every", "1000", "--seed", "1"]
+
+# Runs in a fresh process: forecast.main of the tree argv[1], its forecast's Session.run timed
+# and repeated; writes the times to argv[2].
+MEASURE = r'''
+import json, resource, sys, time
+start = time.perf_counter()
+tree, result, seconds, argv = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+sys.path.insert(0, tree)
+import forecast
+import tensorflow.compat.v1 as tf
+times = {"import": time.perf_counter() - start}
+run = tf.Session.run
+
+def timed_run(sess, fetches, *args, **kwargs):
+  if "forecast" not in str(fetches):  # e.g. restoring the variables
+    return run(sess, fetches, *args, **kwargs)
+  tf.Session.run = run
+  begin = time.perf_counter()
+  times["load"] = begin - main_start
+  output = run(sess, fetches, *args, **kwargs)
+  times["first"] = time.perf_counter() - begin
+  durations, begin = [], time.perf_counter()
+  while len(durations) < 3 or time.perf_counter() - begin < seconds:
+    start = time.perf_counter()
+    run(sess, fetches, *args, **kwargs)
+    durations.append(time.perf_counter() - start)
+  times["rate"] = 1 / sorted(durations)[len(durations) // 2]  # the median: others share the CPU
+  return output
+
+tf.Session.run = timed_run
+main_start = time.perf_counter()
+forecast.main(argv)
+times["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+with open(result, "w") as f:
+  json.dump(times, f)
+'''
+
+
+def call(argv, cwd):
+  """Runs argv in a new process (without PYTHONPATH); its stdout. Fails with its stderr."""
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        universal_newlines=True)
+  if done.returncode:
+    raise SystemExit("{} failed:\n{}".format(" ".join(argv), done.stderr))
+  return done.stdout
+
+
+def penn_labels(tmp):
+  """A folder of links to the first PENN_VIDEOS shared label files."""
+  folder = os.path.join(tmp, "penn_labels")
+  os.makedirs(folder)
+  for name in sorted(os.listdir(PENN_LABELS))[:PENN_VIDEOS]:
+    os.symlink(os.path.join(PENN_LABELS, name), os.path.join(folder, name))
+  return folder
+
+
+def penn_input(folder, tmp):
+  """The poses of the folder's first video as forecast.py reads them: 13 x, 13 y a line."""
+  x, y, _, _ = load.read_label(os.path.join(folder, sorted(os.listdir(folder))[0]))
+  path = os.path.join(tmp, "penn_poses.txt")
+  np.savetxt(path, np.concatenate([x, y], axis=1), delimiter=",")
+  return path
+
+
+def trained_run(name, tmp):
+  """(experiment directory of a 1-step run of this tree, forecast.py's input file)."""
+  dataset = DATASETS[name]
+  flags, source = dataset.flags, dataset.input
+  if name == "penn":
+    folder = penn_labels(tmp)
+    flags, source = ["--data_dir", folder], penn_input(folder, tmp)
+  out = call([sys.executable, os.path.join(ROOT, dataset.script)] + flags + ONE_STEP +
+             ["--train_dir", os.path.join(tmp, "train-" + name)], ROOT)
+  directory = [l.split(": ", 1)[1] for l in out.splitlines()
+               if l.startswith("Experiment directory: ")][0]
+  return directory, source
+
+
+def measure(tree, directory, source, out, seconds, tmp):
+  """{export, import, load, first, rate, rss} of `tree`'s export.py and forecast.py."""
+  start = time.perf_counter()
+  call([sys.executable, os.path.join(tree, "export.py"), "--experiment_dir", directory,
+        "--load", "1", "--out", out], tree)
+  export_seconds = time.perf_counter() - start
+  script, result = os.path.join(tmp, "measure.py"), os.path.join(tmp, "times.json")
+  with open(script, "w") as f:
+    f.write(MEASURE)
+  call([sys.executable, script, tree, result, str(seconds), "--model", out, "--input", source,
+        "--output", os.path.join(tmp, "forecast.npy")], tree)
+  with open(result) as f:
+    return dict(json.load(f), export=export_seconds)
+
+
+def worktree(revision, tmp):
+  """A checkout of `revision` in tmp (git worktree; removed by remove_worktree)."""
+  path = os.path.join(tmp, "worktree")
+  call(["git", "worktree", "add", "--detach", path, revision], ROOT)
+  return path
+
+
+def short_hash(revision):
+  return call(["git", "rev-parse", "--short", revision + "^{commit}"], ROOT).strip()
+
+
+def remove_worktree(path):
+  subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+HEADER = "{:<14} {:<5} {:>8} {:>8} {:>7} {:>7} {:>12} {:>11} {:>9}".format(
+    "code", "data", "export s", "import s", "load s", "first s", "load+first s", "forecasts/s",
+    "peak RSS")
+
+
+def row(code, name, t):
+  return "{:<14} {:<5} {:>8.1f} {:>8.1f} {:>7.2f} {:>7.2f} {:>12.2f} {:>11.1f} {:>6.2f} GB".format(
+      code, name, t["export"], t["import"], t["load"], t["first"], t["load"] + t["first"],
+      t["rate"], t["rss"])
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--revision", default="",
+                 help="also measure export.py and forecast.py of this git revision (e.g. HEAD~)")
+  p.add_argument("--datasets", default=",".join(DATASETS), help="of " + ", ".join(DATASETS))
+  p.add_argument("--seconds", type=float, default=3.0, help="how long to repeat the forecast")
+  args = p.parse_args(argv)
+  unknown = set(args.datasets.split(",")) - set(DATASETS)
+  if unknown:
+    p.error("--datasets: unknown {}".format(", ".join(sorted(unknown))))
+  return args
+
+
+def main(argv):
+  args = parse_args(argv)
+  print("{} CPU cores; the basic model at rnn_size 1024, one sequence a forecast".format(
+      os.cpu_count()))
+  print(HEADER)
+  print("-" * len(HEADER))
+  with tempfile.TemporaryDirectory(prefix="forecast-benchmark-") as tmp:
+    trees = [("working tree", ROOT)]
+    try:
+      if args.revision:
+        trees.append(("commit " + short_hash(args.revision), worktree(args.revision, tmp)))
+      for name in args.datasets.split(","):
+        directory, source = trained_run(name, tmp)
+        for index, (code, tree) in enumerate(trees):
+          out = os.path.join(tmp, "export-{}-{}".format(name, index))
+          print(row(code, name, measure(tree, directory, source, out, args.seconds, tmp)),
+                flush=True)
+    finally:
+      if len(trees) > 1:
+        remove_worktree(trees[1][1])
+
+
+if __name__ == "__main__":
+  main(sys.argv[1:])
