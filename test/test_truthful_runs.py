@@ -12,7 +12,6 @@ import shutil
 import subprocess
 
 import h5py
-import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
@@ -20,8 +19,7 @@ import tprnn_train_cmu
 import tprnn_train_human
 import tprnn_train_penn
 from tprnn.training import checkpoints, rundir
-from conftest import (ROOT, TINY, error_lines, experiment_dir, human, read_until, run_script,
-                      tiny, with_flags)
+from conftest import ROOT, TINY, error_lines, experiment_dir, human, run_script, tiny
 
 SCRIPTS = {"human": tprnn_train_human, "penn": tprnn_train_penn, "cmu": tprnn_train_cmu}
 
