@@ -169,7 +169,8 @@ class Loop(object):
               "{})".format(self.step, self.flags.save_every))
 
   def finish(self):
-    self.outputs.save(self.step)
+    if self.step not in self.outputs.saved_steps:  # a best model at the last step is saved already
+      self.outputs.save(self.step)
     print(self.closing_line())
 
   def closing_line(self):
