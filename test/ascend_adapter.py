@@ -2,12 +2,14 @@
 TensorFlow 2.x, so the project's NPU path runs against the adapter's own Python classes.
 
 Only what the adapter's Python cannot have here is stubbed:
-  - `_tf_adapter.so`, the adapter's native ops: the float-status ops (no overflow register on a CPU: they
-    always report finite gradients) and HCCL's all-reduce and broadcast, which exchange real values between
-    the ranks of one machine through files in $ASCEND_STUB_HCCL_DIR (identity with one rank);
+  - `_tf_adapter.so`, the adapter's native ops: the float-status ops (no overflow register on a CPU:
+    they report an overflow on the training steps listed by $ASCEND_STUB_OVERFLOW_STEPS, e.g. "1,3",
+    this process's steps counted from 0, on every rank or only on rank $ASCEND_STUB_OVERFLOW_RANK, and
+    finite gradients on the others) and HCCL's all-reduce and broadcast, which exchange real values
+    between the ranks of one machine through files in $ASCEND_STUB_HCCL_DIR (identity with one rank);
   - CANN's `hccl.manage.api` / `hccl.split.api` and TF 1.15's `tensorflow.contrib.util.loader`;
-  - `npu_bridge.npu_init`, whose real module needs `tf.estimator` (gone from TF 2.21): a module holding the
-    adapter's real classes instead.
+  - `npu_bridge.npu_init`, whose real module needs `tf.estimator` (gone from TF 2.21): a module
+    holding the adapter's real classes instead.
 While the adapter's modules load, `import tensorflow` means the v1 API, as on TF 1.15, and TF 1.15's
 `variable_scope.variable` and `control_flow_ops.cond` exist.
 
@@ -16,6 +18,7 @@ In-process: install(tag) / uninstall(). As a program, it runs a script under the
 """
 
 import importlib
+import itertools
 import os
 import runpy
 import sys
@@ -29,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADAPTERS = os.path.join(os.path.dirname(ROOT), "shared", "reference", "npu_bridge")
 TAGS = ("r1.2.0", "r1.6.0")
 HCCL_DIR_ENV = "ASCEND_STUB_HCCL_DIR"
+OVERFLOW_STEPS_ENV, OVERFLOW_RANK_ENV = "ASCEND_STUB_OVERFLOW_STEPS", "ASCEND_STUB_OVERFLOW_RANK"
 TAG_ENV = "ASCEND_ADAPTER_TAG"
 # What the stand-in npu_init exposes: (name, adapter module holding it); r1.2.0 lacks the wrapper.
 NPU_INIT_NAMES = (
@@ -69,7 +73,10 @@ class FileRendezvous(object):
     with self.lock:
       call = self.calls.get(op_index, 0)
       self.calls[op_index] = call + 1
-    name = lambda rank: os.path.join(self.directory, "op{}_call{}.rank{}.npy".format(op_index, call, rank))
+
+    def name(rank):
+      return os.path.join(self.directory, "op{}_call{}.rank{}.npy".format(op_index, call, rank))
+
     with open(name(self.rank) + ".tmp", "wb") as f:
       np.save(f, value)
     os.replace(name(self.rank) + ".tmp", name(self.rank))
@@ -94,7 +101,15 @@ class StubOps(object):
     self.exchanges = 0  # numpy_function ops built: their creation order keys their calls
 
   def npu_alloc_float_status(self, name=None):
-    return self.tf.zeros([8], name=name or "NpuAllocFloatStatus")
+    """The status buffer as the device leaves it after the step (its get op writes the register into
+    it in place): nonzero on the overflow steps, read each time the step runs."""
+    steps, runs = overflow_steps(), itertools.count()
+
+    def status():
+      return np.full([8], float(next(runs) in steps), np.float32)
+    out = self.tf.numpy_function(status, [], self.tf.float32, name=name or "NpuAllocFloatStatus")
+    out.set_shape([8])
+    return out
 
   def npu_get_float_status(self, input_data, name=None):
     return self.tf.zeros_like(input_data, name=name or "NpuGetFloatStatus")
@@ -190,6 +205,14 @@ def install(tag, hccl_dir=None):
   package.npu_init, package.hccl = npu_init, sys.modules["npu_bridge.hccl"]
   sys.modules["npu_bridge.npu_init"] = npu_init
   return npu_init
+
+
+def overflow_steps():
+  """The training steps of this process (from 0) whose float status reports an overflow."""
+  rank = os.environ.get(OVERFLOW_RANK_ENV)
+  if rank is not None and rank != os.environ.get("RANK_ID", "0"):
+    return set()
+  return {int(step) for step in os.environ.get(OVERFLOW_STEPS_ENV, "").split(",") if step}
 
 
 def _rendezvous(hccl_dir):

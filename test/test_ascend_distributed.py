@@ -1,7 +1,7 @@
 """--dist npu against Ascend's real adapter (test/ascend_adapter.py): the HCCL wiring of its
 distributed and loss-scale optimizers, the environment an HCCL job needs, and two ranks on one
 machine started by scripts/train_npu_8p.sh, whose stub HCCL calls exchange real values, against one
-process with twice the batch; without --seed, resumed, interrupted."""
+process with twice the batch; with overflows on one rank, without --seed, resumed, interrupted."""
 
 import json
 import os
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import ascend_adapter
 from tprnn.training import checkpoints
 from tprnn.util import devices
 from tprnn.parallel import backends
@@ -33,6 +34,7 @@ MODELS = {"basic": dict(CLIPPED, **{"--model": "basic"}),
 # Short sequences; evaluations (and best-model saves) at steps 10 and 20.
 SHORT = {"--seq_length_in": "4", "--seq_length_out": "4", "--iterations": "21",
          "--test_every": "10", "--save_every": "10"}
+OVERFLOWS = "1,3"  # steps whose float status overflows, on rank 1 of two ranks or in one process
 
 
 def npu_env(monkeypatch, tmp_path, **values):
@@ -86,7 +88,10 @@ def test_hccl_wiring_of_the_adapters_optimizers(adapter, monkeypatch, tmp_path, 
 ])
 def test_hccl_environment_errors_are_one_line(adapter, monkeypatch, tmp_path, values, message):
   (tmp_path / "bad.json").write_text("{server_list")
-  fill = lambda text: text.format(tmp=tmp_path, table=tmp_path / "rank_table.json")
+
+  def fill(text):
+    return text.format(tmp=tmp_path, table=tmp_path / "rank_table.json")
+
   npu_env(monkeypatch, tmp_path, **{k: v and fill(v) for k, v in values.items()})
   code, _, err = run_script(tprnn_train_human, ["--data_dir", "nowhere", "--dist", "npu"])
   assert code == 1 and err.count("\n") == 1 and fill(message) in err, err
@@ -103,15 +108,17 @@ def test_dist_npu_needs_the_npu_device(adapter, monkeypatch, tmp_path):
 # Two ranks on one machine
 
 
-def start_ranks(processes, tmp_path, tag, flags, rank_size=2):
+def start_ranks(processes, tmp_path, tag, flags, rank_size=2, env=None):
   """scripts/train_npu_8p.sh running tprnn_train_human.py with `flags` on `rank_size` ranks under the
-  adapter of `tag` (a fresh directory for their HCCL calls). Returns (process, log of a device)."""
+  adapter of `tag` (a fresh directory for their HCCL calls), with `env` added to the environment.
+  Returns (process, log of a device)."""
   hccl = tempfile.mkdtemp(prefix="hccl", dir=str(tmp_path))
-  python, env = adapter_python(tmp_path, tag, hccl)
+  python, adapter_env = adapter_python(tmp_path, tag, hccl)
   logs = str(tmp_path / "logs")
   table = write_rank_table(tmp_path / "rank_table.json", range(rank_size))
   proc = processes.start(["bash", LAUNCH, HUMAN] + argv_of(flags), env=dict(
-      env, PYTHON=python, RANK_SIZE=str(rank_size), RANK_TABLE_FILE=table, LOG_DIR=logs))
+      adapter_env, PYTHON=python, RANK_SIZE=str(rank_size), RANK_TABLE_FILE=table, LOG_DIR=logs,
+      **(env or {})))
   processes.worker_pids += [int(p) for p in re.findall(r"\d+", re.search(
       r"\(pids ([0-9 ]+)\)", proc.stdout.readline()).group(1))]
   return proc, lambda device: read(os.path.join(logs, str(device), "train_{}.log".format(device)))
@@ -133,9 +140,10 @@ def finish(proc, timeout=300, log=None):
   return proc.returncode, out, err
 
 
-def run_one_process(processes, tmp_path, tag, flags):
-  python, env = adapter_python(tmp_path, tag)
-  proc = processes.start([python, HUMAN, "--device", "npu"] + argv_of(flags), env=env)
+def run_one_process(processes, tmp_path, tag, flags, env):
+  python, adapter_env = adapter_python(tmp_path, tag)
+  proc = processes.start([python, HUMAN, "--device", "npu"] + argv_of(flags),
+                         env=dict(adapter_env, **env))
   code, out, err = finish(proc)
   assert code == 0, err
   return out
@@ -159,8 +167,9 @@ def read_seed(directory):
 def test_two_ranks_equal_one_process_with_twice_the_batch(processes, h36m, tmp_path, tag, model,
                                                           mode, seeded):
   """2 ranks x batch 4 and 1 process x batch 8 with the same seed print the same losses and end
-  with the same weights, through two evaluations on rank 0 alone. Unseeded, rank 0 draws the seed
-  and sends it, and a --load resume halfway takes the run's recorded seed on every rank."""
+  with the same weights, through two evaluations on rank 0 alone. Overflows on rank 1 alone skip
+  both ranks' updates in fp16 modes, as the same overflows do in one process. Unseeded, rank 0 draws
+  the seed and sends it, and a --load resume halfway takes the run's recorded seed on every rank."""
   flags = dict(TINY, **MODELS[model], **SHORT, **{"--data_dir": h36m, "--precision_mode": mode,
                                                   "--train_dir": str(tmp_path / "two")})
   ranks = dict(flags if seeded else {k: v for k, v in flags.items() if k != "--seed"},
@@ -168,7 +177,8 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(processes, h36m, tmp_p
   parts = [{}] if seeded else [{"--more": "11"}, {"--load": "11", "--more": "10"}]
   rank0 = rank1 = ""
   for part in parts:
-    proc, log = start_ranks(processes, tmp_path, tag, dict(ranks, **part))
+    proc, log = start_ranks(processes, tmp_path, tag, dict(ranks, **part), env={
+        ascend_adapter.OVERFLOW_STEPS_ENV: OVERFLOWS, ascend_adapter.OVERFLOW_RANK_ENV: "1"})
     code, _, err = finish(proc)
     assert code == 0, err + log(0) + log(1)
     rank0, rank1 = rank0 + log(0), rank1 + log(1)
@@ -178,13 +188,20 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(processes, h36m, tmp_p
   if not seeded:
     assert "Seed: {} (the resumed run's)".format(seed) in rank0
   single = run_one_process(processes, tmp_path, tag, dict(flags, **{
-      "--batch_size": "8", "--seed": str(seed), "--train_dir": str(tmp_path / "one")}))
+      "--batch_size": "8", "--seed": str(seed), "--train_dir": str(tmp_path / "one")}),
+      {ascend_adapter.OVERFLOW_STEPS_ENV: OVERFLOWS})
   (one_dir,) = checkpoint_dirs(str(tmp_path / "one"))
   assert "Distributed: npu backend, worker 0 of 2 (device 0)" in rank0
   assert len(losses(single)) == 3 and losses(rank0) == losses(single)
   assert rank0.count("Global step:") == 2 and not losses(rank1) and "Global step:" not in rank1
   assert checkpoints.steps(two_dir) == ([10, 20, 21] if seeded else [10, 11, 20, 21])
-  assert_same_weights(weights(one_dir, 21), weights(two_dir, 21))
+  final = weights(two_dir, 21)
+  assert_same_weights(weights(one_dir, 21), final)
+  if mode in devices.NPU_FP16_MODES:  # 2 updates skipped: the scale halved; 17 good steps since
+    assert [final[name] for name in ("Variable_1", "loss_scale", "good_steps", "bad_steps")] == [
+        19, 2.0 ** 31, 17, 0]
+  else:
+    assert final["Variable_1"] == 21
   for log_dir in ("train", "test"):  # one writer
     assert len(os.listdir(os.path.join(two_dir, "log", log_dir))) == len(parts)
 
@@ -199,7 +216,10 @@ def test_sigterm_stops_every_rank_at_one_step_after_rolling_saves(processes, h36
                         "--iterations": "100000", "--test_every": "100000", "--save_secs": "1"})
   proc, log = start_ranks(processes, tmp_path, "r1.6.0", flags)
   deadline = time.time() + 120
-  directory = lambda: re.search(r"^Experiment directory: (\S+)", log(0), re.M).group(1)
+
+  def directory():
+    return re.search(r"^Experiment directory: (\S+)", log(0), re.M).group(1)
+
   while not (re.search(r"^step 0030", log(0), re.M) and
              checkpoints.steps(directory(), checkpoints.ROLLING_PREFIX)):
     assert proc.poll() is None and time.time() < deadline, log(0) + log(1)

@@ -1,4 +1,5 @@
-"""H3.6M data helpers against independent computations and the shared data."""
+"""H3.6M data helpers against independent computations and the shared data, and the skeleton
+against the published one."""
 
 import os
 
@@ -7,7 +8,58 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 import data_utils
+from tprnn.datasets import h36m_skeleton
 from conftest import H36M_DIR, need
+
+# The published H3.6M skeleton: una-dinosauria/human-motion-prediction src/forward_kinematics.py,
+# _some_variables. parent is 1-based (0: none); the code subtracts 1, so the root's is -1.
+PUBLISHED_PARENT = [0, 1, 2, 3, 4, 5, 1, 7, 8, 9, 10, 1, 12, 13, 14, 15, 13, 17, 18, 19, 20, 21, 20,
+                    23, 13, 25, 26, 27, 28, 29, 28, 31]
+# offset: joint j's bone in mm, in its parent's frame, at 3j .. 3j + 2.
+PUBLISHED_OFFSET = [
+    0, 0, 0, -132.948591, 0, 0, 0, -442.894612, 0, 0, -454.206447, 0, 0, 0, 162.767078, 0, 0,
+    74.999437, 132.948826, 0, 0, 0, -442.894413, 0, 0, -454.20659, 0, 0, 0, 162.767426, 0, 0,
+    74.999948, 0, 0.1, 0, 0, 233.383263, 0, 0, 257.077681, 0, 0, 121.134938, 0, 0, 115.002227, 0, 0,
+    257.077681, 0, 0, 151.034226, 0, 0, 278.882773, 0, 0, 251.733451, 0, 0, 0, 0, 0, 0, 99.999627, 0,
+    100.000188, 0, 0, 0, 0, 0, 257.077681, 0, 0, 151.031437, 0, 0, 278.892924, 0, 0, 251.72868, 0, 0,
+    0, 0, 0, 0, 99.999888, 0, 137.499922, 0, 0, 0, 0]
+# rotInd: 1-based entries of a frame that its fkl adds to joint j's bone ([]: none).
+PUBLISHED_ROT_IND = [
+    [5, 6, 4], [8, 9, 7], [11, 12, 10], [14, 15, 13], [17, 18, 16], [], [20, 21, 19], [23, 24, 22],
+    [26, 27, 25], [29, 30, 28], [], [32, 33, 31], [35, 36, 34], [38, 39, 37], [41, 42, 40], [],
+    [44, 45, 43], [47, 48, 46], [50, 51, 49], [53, 54, 52], [56, 57, 55], [], [59, 60, 58], [],
+    [62, 63, 61], [65, 66, 64], [68, 69, 67], [71, 72, 70], [74, 75, 73], [], [77, 78, 76], []]
+# expmapInd: the 0-based entries 3 .. 98 in triplets, joint j's exp map at 3 + 3j .. 5 + 3j.
+PUBLISHED_EXPMAP_IND = [[3 + 3 * j, 4 + 3 * j, 5 + 3 * j] for j in range(32)]
+
+
+def published_positions(frames, with_rot_ind=False):
+  """[..., 32, 3] joint positions of [..., 99] frames by the published skeleton and scipy rotations,
+  entries 0..5 left out as docs/PROTOCOL.md section 7 says: the published fkl's row-vector chain
+  (a bone times its parent's global rotation plus the parent's position; global rotation = local
+  times the parent's) without its final y-z swap, and without its rotInd term unless
+  `with_rot_ind`."""
+  flat = np.asarray(frames, dtype=np.float64).reshape(-1, 99)
+  offsets = np.reshape(PUBLISHED_OFFSET, (32, 3))
+  orientation, xyz = [Rotation.identity(len(flat))], np.zeros((len(flat), 32, 3))
+  for j in range(1, 32):
+    parent = PUBLISHED_PARENT[j] - 1
+    bone = offsets[j] + (flat[:, np.array(PUBLISHED_ROT_IND[j]) - 1]
+                         if with_rot_ind and PUBLISHED_ROT_IND[j] else 0)
+    xyz[:, j] = orientation[parent].inv().apply(bone) + xyz[:, parent]
+    orientation.append(Rotation.from_rotvec(flat[:, PUBLISHED_EXPMAP_IND[j]]) * orientation[parent])
+  return xyz.reshape(np.shape(frames)[:-1] + (32, 3))
+
+
+def test_h36m_skeleton_is_the_published_one():
+  """The constants, and positions equal to the published chain's without the rotInd term (exp-map
+  angles added to bones as millimetres), as LTD's fkl leaves it out (docs/PROTOCOL.md section 7)."""
+  np.testing.assert_array_equal(h36m_skeleton.PARENTS, np.array(PUBLISHED_PARENT) - 1)
+  np.testing.assert_array_equal(h36m_skeleton.OFFSETS, np.reshape(PUBLISHED_OFFSET, (32, 3)))
+  frames = np.random.RandomState(4).uniform(-1.5, 1.5, (2, 3, 99))
+  xyz = h36m_skeleton.positions(frames)
+  np.testing.assert_allclose(xyz, published_positions(frames), rtol=0, atol=1e-9)
+  assert np.abs(xyz - published_positions(frames, with_rot_ind=True)).max() > 1.0
 
 
 def test_expmap_to_rotmat_matches_scipy():
@@ -23,13 +75,21 @@ def test_rotmat_to_euler_matches_scipy():
   np.testing.assert_allclose(data_utils.rotmat_to_euler(r.as_matrix()), expected, atol=1e-9)
 
 
-def test_rotmat_to_euler_gimbal_lock():
-  # R[0, 2] = -1: rotation of +90 degrees about y; the Matlab code sets E3 = 0.
-  R = Rotation.from_euler("y", 90, degrees=True).as_matrix()
-  R[0, 2] = -1.0
+@pytest.mark.parametrize("middle,e1,e3,rebuilds", [(90, -120, 60, True), (90, 0, 0, False),
+                                                   (-90, 30, -30, True), (-90, -120, 60, False)])
+def test_rotmat_to_euler_gimbal_lock(middle, e1, e3, rebuilds):
+  """A rotation of SRNN angles (e1, +-90 deg, e3), built by scipy: at the middle angle +-90 deg only
+  e1 - e3 (+90) or e1 + e3 (-90) is defined. The published rule (SRNN RotMat2Euler.m, also
+  una-dinosauria/human-motion-prediction src/data_utils.py rotmat2euler) sets e3 = 0 and reads e1
+  from R's first row, where it is 0 or +-pi: its angles rebuild R's first row (the middle angle)
+  always, and R itself only when e1 - e3 = pi (+90) or e1 + e3 = 0 (-90), docs/PROTOCOL.md section 3."""
+  R = Rotation.from_euler("xyz", [e1, middle, e3], degrees=True).inv().as_matrix()
+  assert abs(R[0, 2]) == 1  # exactly: the special case runs
   e = data_utils.rotmat_to_euler(R)
-  assert e[1] == pytest.approx(np.pi / 2) and e[2] == 0.0
-  assert e[0] == pytest.approx(np.arctan2(R[0, 1], R[0, 2]))
+  rebuilt = Rotation.from_euler("xyz", e).inv().as_matrix()
+  assert e[2] == 0
+  np.testing.assert_allclose(rebuilt[0], R[0], atol=1e-9)
+  assert np.allclose(rebuilt, R, rtol=0, atol=1e-9) == rebuilds
 
 
 def test_expmap_to_euler_keeps_translation_and_converts_each_joint():
@@ -118,10 +178,12 @@ def test_euler_errors_dimension_rules():
 def test_read_sequence_errors(tmp_path):
   bad = tmp_path / "walking_1.txt"
   bad.write_text(",".join(["0.1"] * 99) + "\n" + ",".join(["0.1"] * 98) + "\n")
-  with pytest.raises(data_utils.DataError, match=r"walking_1.txt:2: expected 99 comma-separated numbers, found 98"):
+  with pytest.raises(data_utils.DataError,
+                     match=r"walking_1.txt:2: expected 99 comma-separated numbers, found 98"):
     data_utils.read_sequence(str(bad))
   bad.write_text(",".join(["0.1"] * 98 + ["x"]) + "\n")
   with pytest.raises(data_utils.DataError, match=r"walking_1.txt:1: expected 99 numbers"):
     data_utils.read_sequence(str(bad))
-  with pytest.raises(data_utils.DataError, match=r"missing sequence file .*nope.txt \(see data/README.md\)"):
+  with pytest.raises(data_utils.DataError,
+                     match=r"missing sequence file .*nope.txt \(see data/README.md\)"):
     data_utils.read_sequence(str(tmp_path / "nope.txt"))

@@ -25,6 +25,7 @@ from conftest import (H36M_DIR, HUMAN_SCRIPT as HUMAN, PENN_SCRIPT as PENN, TINY
                       assert_two_workers_equal_one_process,
                       argv_of, checkpoint_dirs, error_lines, launcher_run, losses, need, penn_labels,
                       read_until, run_script, weights)
+from test_penn import LINE as PENN_METRICS
 
 
 @pytest.mark.slow
@@ -70,7 +71,8 @@ def test_broadcast_gives_every_worker_rank0_weights_and_seed():
   for a, b, mine in zip(after0, after1, before0):
     np.testing.assert_array_equal(b, a)
     np.testing.assert_array_equal(a, mine)
-  assert 3 in [int(v) for v in after1 if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.integer)]
+  assert 3 in [int(v) for v in after1
+               if np.ndim(v) == 0 and np.issubdtype(np.asarray(v).dtype, np.integer)]
   assert seeds == {0: 4000000007, 1: 4000000007}
 
 
@@ -178,18 +180,34 @@ def test_human_script_with_two_workers_on_shared_data(processes, tmp_path):
 
 @pytest.mark.slow
 def test_penn_script_with_two_workers_on_shared_labels(processes, tmp_path):
+  """Same seed: 2 workers x batch 4 print the losses and validation metrics of 1 process x batch 8
+  and save its weights (clipping active, as in assert_two_workers_equal_one_process); rank 0 alone
+  prints, saves and logs."""
   labels = penn_labels(tmp_path / "labels", range(1, 25))
-  flags = {"--data_dir": labels, "--train_dir": str(tmp_path / "exp"), "--rnn_size": "8",
-           "--workers": "2", "--iterations": "20", "--test_every": "10", "--save_every": "10",
-           "--seed": "3"}
-  code, out, err = launcher_run(processes, PENN, flags)
+  flags = {"--data_dir": labels, "--rnn_size": "8", "--iterations": "20", "--test_every": "10",
+           "--save_every": "10", "--seed": "3", "--max_gradient_norm": "0.05"}
+  code, single, err = launcher_run(processes, PENN, dict(flags, **{
+      "--batch_size": "8", "--train_dir": str(tmp_path / "one")}))
   assert code == 0, err
-  assert out.count("Predict next 16 steps") == 2
-  (directory,) = checkpoint_dirs(str(tmp_path / "exp"))
-  assert directory.endswith("zero_init_velocity")
-  assert checkpoints.steps(directory) == [10, 20]
+  code, double, err = launcher_run(processes, PENN, dict(flags, **{
+      "--batch_size": "4", "--workers": "2", "--train_dir": str(tmp_path / "two")}))
+  assert code == 0, err
+  assert "Distributed: collective backend, worker 0 of 2" in double
+  assert [s for s, _ in losses(single)] == ["0000", "0010"] and losses(double) == losses(single)
+  one, two = (np.array(PENN_METRICS.findall(out), dtype=float) for out in (single, double))
+  assert one.shape == (32, 5) and list(one[:, 0]) == list(range(1, 17)) * 2  # steps 10 and 20
+  assert np.all((one[:, 3:] > 0) & (one[:, 3:] <= 1))  # both PCKs
+  np.testing.assert_allclose(two, one, rtol=0, atol=1.01e-6)  # %f: one unit of the 6th decimal
+  (one_dir,), (two_dir,) = checkpoint_dirs(str(tmp_path / "one")), checkpoint_dirs(str(tmp_path / "two"))
+  assert two_dir.endswith("zero_init_velocity")
+  assert checkpoints.steps(two_dir) == [10, 20]
+  for step in (10, 20):
+    expected, found = weights(one_dir, step), weights(two_dir, step)
+    assert sorted(found) == sorted(expected)
+    for name in expected:
+      np.testing.assert_allclose(found[name], expected[name], atol=1e-5, err_msg=name)
   for log in ("train", "test"):
-    assert len(os.listdir(os.path.join(directory, "log", log))) == 1
+    assert len(os.listdir(os.path.join(two_dir, "log", log))) == 1
 
 
 STAND_IN_WORKER = """
@@ -226,14 +244,19 @@ def test_worker_flags_replace_the_users():
 
 
 @pytest.mark.parametrize("flags,message", [
-    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2"}, "--dist collective needs --task_index (or $RANK_ID)"),
-    ({"--worker_hosts": "127.0.0.1:1,localhost", "--task_index": "0"}, "--worker_hosts: 'localhost' is not host:port"),
-    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2", "--task_index": "2"}, "--task_index 2 is not a position in --worker_hosts (0..1)"),
-    ({"--worker_hosts": "127.0.0.1:1", "--dist": "none"}, "--worker_hosts needs --dist collective (or auto), not --dist none"),
+    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2"},
+     "--dist collective needs --task_index (or $RANK_ID)"),
+    ({"--worker_hosts": "127.0.0.1:1,localhost", "--task_index": "0"},
+     "--worker_hosts: 'localhost' is not host:port"),
+    ({"--worker_hosts": "127.0.0.1:1,127.0.0.1:2", "--task_index": "2"},
+     "--task_index 2 is not a position in --worker_hosts (0..1)"),
+    ({"--worker_hosts": "127.0.0.1:1", "--dist": "none"},
+     "--worker_hosts needs --dist collective (or auto), not --dist none"),
     ({"--dist": "collective"}, "--dist collective needs --worker_hosts host:port,host:port,..."),
     ({"--dist": "mpi"}, "unknown --dist 'mpi': expected one of auto, none, collective, npu"),
     ({"--workers": "2", "--dist": "none"}, "--workers 2 starts its own local collective workers"),
-    ({"--workers": "2", "--sample": None, "--load": "5"}, "--sample and --model zero_velocity run in one process"),
+    ({"--workers": "2", "--sample": None, "--load": "5"},
+     "--sample and --model zero_velocity run in one process"),
     ({"--workers": "0"}, "--workers must be at least 1, got 0"),
     ({"--dist_timeout_s": "0"}, "--dist_timeout_s must be positive, got 0.0"),
 ])

@@ -7,11 +7,14 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 
 from tprnn.training import checkpoints
 from tprnn.evaluation import pck
@@ -45,25 +48,50 @@ def test_flags_json_records_the_run(custom_run):
     recorded = json.load(f)
   for name, value in CUSTOM.items():
     assert str(recorded[name[2:]]) == value, name
-  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
                           stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
   assert recorded["code_version"].rstrip("+") == commit
 
 
+def without_third_lstm(directory, copy):
+  """A copy of run `directory` whose checkpoint-20 lacks the third level's LSTM."""
+  shutil.copytree(directory, copy)
+  reader = tf.train.load_checkpoint(checkpoints.path(directory, 20))
+  graph = tf.Graph()
+  with graph.as_default():
+    kept = [tf.Variable(reader.get_tensor(name), name=name)
+            for name in reader.get_variable_to_shape_map() if "/lstm_2/" not in name]
+    with tf.Session() as sess:
+      sess.run(tf.variables_initializer(kept))
+      tf.train.Saver(kept).save(sess, os.path.join(copy, "checkpoint"), global_step=20)
+  return copy
+
+
 @pytest.mark.slow
 def test_sample_and_resume_with_only_experiment_dir_and_load(custom_run, tmp_path):
+  """Both build the run's model from its flags.json alone: the generic one of 3 levels predicting
+  14 frames."""
   _, directory, _ = custom_run
   samples = str(tmp_path / "s.h5")
   code, out, err = run_script(tprnn_train_human, ["--experiment_dir", directory, "--load", "20",
                                                   "--sample", "--samples_file", samples])
   assert code == 0, err
   assert "Loading model {}".format(checkpoints.path(directory, 20)) in out
-  assert "walking          |" in out and os.path.exists(samples)
+  assert "walking          |" in out and "Not in the checkpoint" not in out
+  with h5py.File(samples, "r") as f:
+    assert [f["expmap/preds/walking_{}".format(i)].shape for i in range(8)] == [(14, 99)] * 8
+  # the sampled model holds the third level: a checkpoint without it is refused, naming it
+  copy = without_third_lstm(directory, str(tmp_path / "copy"))
+  code, _, err = run_script(tprnn_train_human, ["--experiment_dir", copy, "--load", "20", "--sample",
+                                                "--samples_file", str(tmp_path / "copy.h5")])
+  assert code == 1 and "setup_context_lstm/lstm_2/basic_lstm_cell/kernel (model [16, 32]" in err
   code, out, err = run_script(tprnn_train_human, ["--experiment_dir", directory, "--load", "20",
                                                   "--more", "4"])
   assert code == 0, err
   assert "Seed: 3 (the resumed run's)" in out
   assert checkpoints.steps(directory)[-1] == 24
+  assert tf.train.list_variables(checkpoints.path(directory, 24)) == tf.train.list_variables(
+      checkpoints.path(directory, 20))
 
 
 @pytest.mark.parametrize("flag,value,recorded", [("--rnn_size", "16", "8"),
@@ -117,20 +145,20 @@ def test_first_lines_are_the_projects_own(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
   code, lines = first_lines([sys.executable, HUMAN_SCRIPT, "--help"], env)
   assert code == 0 and lines[0].startswith("usage: tprnn_train_human.py")
-  assert not [l for l in lines if TF_NOISE.search(l)]
+  assert not [line for line in lines if TF_NOISE.search(line)]
   h36m = write_h36m(str(tmp_path / "h36m"), frames=400)
   training = [sys.executable, HUMAN_SCRIPT] + argv_of(dict(CUSTOM, **{
       "--data_dir": h36m, "--train_dir": str(tmp_path / "exp"), "--iterations": "2"}))
   code, lines = first_lines(training, env)
   assert code == 0, "\n".join(lines)
   assert lines[0].startswith("Read 12 training and 2 test sequences (subject 5) from ")
-  assert [l.split(":")[0] for l in lines[1:5]] == ["Experiment directory", "Device",
-                                                   "Distributed", "Seed"]
-  assert not [l for l in lines if TF_NOISE.search(l)]
+  assert [line.split(":")[0] for line in lines[1:5]] == ["Experiment directory", "Device",
+                                                         "Distributed", "Seed"]
+  assert not [line for line in lines if TF_NOISE.search(line)]
   # a user who sets TF_CPP_MIN_LOG_LEVEL keeps control of TensorFlow's logging
   code, lines = first_lines([sys.executable, HUMAN_SCRIPT, "--help"],
                             dict(env, TF_CPP_MIN_LOG_LEVEL="0"))
-  assert code == 0 and [l for l in lines if TF_NOISE.search(l)]
+  assert code == 0 and [line for line in lines if TF_NOISE.search(line)]
 
 
 @pytest.mark.slow

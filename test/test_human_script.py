@@ -27,7 +27,7 @@ def table_row(out, name):
   """Numbers (None for n/a) of the last Euler-table row called `name` (the
   position-error table --sample prints after it is left out)."""
   euler = out.split("Mean per-joint position error")[0]
-  line = [l for l in euler.splitlines() if l.startswith(name + " ")][-1]
+  line = [row for row in euler.splitlines() if row.startswith(name + " ")][-1]
   return [None if c.strip() == "n/a" else float(c) for c in line.split("|")[1:-1]]
 
 
@@ -86,14 +86,15 @@ def assert_row(row, errors):
 
 def test_zero_velocity_reproduces_published_baseline():
   need(H36M_DIR)
-  code, out, _ = human(H36M_DIR, model="zero_velocity", action="all_srnn")
-  assert code == 1  # smoking and discussion are not in the shared data
+  code, _, err = human(H36M_DIR, model="zero_velocity", action="all_srnn")
+  assert code == 1 and "missing sequence file" in err  # smoking, discussion: not in the shared data
   code, out, err = human(H36M_DIR, model="zero_velocity", action="walking", seq_length_out="25")
   assert code == 0, err
   # the table prints 3 decimals; the published table rounds to 2
   np.testing.assert_allclose(table_row(out, "walking"), [0.39, 0.68, 0.99, 1.15, 1.35, 1.32],
                              atol=0.0051)
   code, out, err = human(H36M_DIR, model="zero_velocity", action="eating", seq_length_out="25")
+  assert code == 0, err
   np.testing.assert_allclose(table_row(out, "eating"), [0.27, 0.48, 0.73, 0.86, 1.04, 1.38],
                              atol=0.0051)
 
@@ -164,8 +165,9 @@ def test_same_seed_same_losses(trained, tmp_path):
   code, again, err = human(H36M_DIR, RUN, iterations="30", train_dir=tmp_path)
   assert code == 0, err
   assert losses(again) == losses(out)
-  code, other, _ = human(H36M_DIR, RUN, seed="6", iterations="30", train_dir=tmp_path / "b")
-  assert losses(other) != losses(out)
+  code, other, err = human(H36M_DIR, RUN, seed="6", iterations="30", train_dir=tmp_path / "b")
+  assert code == 0, err
+  assert len(losses(other)) == len(losses(out)) == 3 and losses(other) != losses(out)
 
 
 @pytest.mark.slow
@@ -210,7 +212,8 @@ def test_published_names_restore_through_sample(tmp_path):
   need(HUMAN_INDEX + ".index")
   need(H36M_DIR)
   rng = np.random.RandomState(0)
-  directory = tmp_path / "human/walking/out_25/iterations_100006/rnn_size_1024/lr_0.01/tprnn_scale_2/tprnn_layers_2/dropout_keep_1.0/basic"
+  directory = tmp_path.joinpath("human/walking/out_25/iterations_100006/rnn_size_1024/lr_0.01",
+                                "tprnn_scale_2/tprnn_layers_2/dropout_keep_1.0/basic")
   os.makedirs(str(directory))
   values = {}
   graph = tf.Graph()
@@ -275,7 +278,8 @@ def test_bad_flags(argv, message):
 
 def test_missing_data_and_files(tmp_path):
   code, _, err = human(tmp_path / "nowhere")
-  assert code == 1 and "data directory {} not found (see data/README.md)".format(tmp_path / "nowhere") in err
+  assert code == 1
+  assert "data directory {} not found (see data/README.md)".format(tmp_path / "nowhere") in err
   root = write_h36m(str(tmp_path / "h36m"))
   code, _, err = human(root, action="eating")
   assert code == 1 and "missing sequence file {}".format(os.path.join(root, "S1", "eating_1.txt")) in err
@@ -314,8 +318,10 @@ def test_script_error_is_one_line_without_traceback(tmp_path):
                            "--data_dir", str(tmp_path / "missing")],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   assert result.returncode == 1
-  lines = [l for l in result.stderr.splitlines() if l.startswith("error:") or "Traceback" in l]
-  assert lines == ["error: data directory {} not found (see data/README.md)".format(tmp_path / "missing")]
+  lines = [line for line in result.stderr.splitlines()
+           if line.startswith("error:") or "Traceback" in line]
+  assert lines == ["error: data directory {} not found (see data/README.md)".format(
+      tmp_path / "missing")]
 
 
 @pytest.mark.slow

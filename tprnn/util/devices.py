@@ -57,6 +57,12 @@ def cpu_supports_bf16():
   return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_supports_xla():
+  """Whether a session can ask TensorFlow to compile CPU ops with XLA (TF 1.15 cannot: there
+  only the process-wide TF_XLA_FLAGS, read before TensorFlow starts, can)."""
+  return "cpu_global_jit" in tf.OptimizerOptions.DESCRIPTOR.fields_by_name
+
+
 def resolve(device, mixed_precision, precision_mode, xla):
   """The Placement for the flags; `auto` picks npu, then gpu, then cpu."""
   if device not in DEVICES:
@@ -79,6 +85,10 @@ def resolve(device, mixed_precision, precision_mode, xla):
                       "Ascend's adapter turns TensorFlow's XLA JIT off; drop --xla")
   if device == "npu":
     return Placement("npu", precision_mode, False, npu)
+  if device == "cpu" and xla and not cpu_supports_xla():
+    print("--xla: this TensorFlow cannot compile CPU graphs with XLA from a session; running "
+          "without XLA.")
+    xla = False
   if not mixed_precision:
     return Placement(device, "fp32", xla, None)
   if device == "gpu":
@@ -111,6 +121,9 @@ def session_config(placement):
     rewrites.auto_mixed_precision = RewriterConfig.ON
   if placement.xla:
     config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
+  if placement.xla and placement.device == "cpu":
+    # global_jit_level alone clusters nothing on a CPU
+    config.graph_options.optimizer_options.cpu_global_jit = True
   if placement.device == "npu":
     npu_optimizer = rewrites.custom_optimizers.add()
     npu_optimizer.name = "NpuOptimizer"
