@@ -169,7 +169,9 @@ def inference_graph(dataset, flags, args):
 
 def manifest(dataset, flags, args, inputs, forecast):
   """What forecast.py and a reader need: dataset, shapes and node names."""
-  describe = lambda t: {"node": t.op.name, "shape": t.shape.as_list(), "dtype": t.dtype.name}
+  def describe(t):
+    return {"node": t.op.name, "shape": t.shape.as_list(), "dtype": t.dtype.name}
+
   return {"dataset": flags.dataset, "checkpoint": checkpoints.path(args.experiment_dir, args.load),
           "code_version": version.code_version(), "model": flags.model,
           "inputs": {k: describe(v) for k, v in inputs.items()}, "output": describe(forecast),

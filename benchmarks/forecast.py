@@ -128,8 +128,8 @@ def trained_run(name, tmp):
     flags, source = ["--data_dir", folder], penn_input(folder, tmp)
   out = call([sys.executable, os.path.join(ROOT, dataset.script)] + flags + ONE_STEP +
              ["--train_dir", os.path.join(tmp, "train-" + name)], ROOT)
-  directory = [l.split(": ", 1)[1] for l in out.splitlines()
-               if l.startswith("Experiment directory: ")][0]
+  directory = [line.split(": ", 1)[1] for line in out.splitlines()
+               if line.startswith("Experiment directory: ")][0]
   return directory, source
 
 

@@ -19,24 +19,37 @@ import ascend_adapter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
-H36M_DIR = os.path.join(SHARED, "data", "h3.6m", "dataset")
-PENN_DIR = os.path.join(SHARED, "data", "Penn_Action", "labels")
+
+
+def data_dir(*parts):
+  """A reference data folder: ../shared's, else this repository's data/ (what the download
+  scripts fetch), so a user with the data runs those tests too."""
+  shared, own = os.path.join(SHARED, "data", *parts), os.path.join(ROOT, "data", *parts)
+  return own if not os.path.exists(shared) and os.path.exists(own) else shared
+
+
+H36M_DIR = data_dir("h3.6m", "dataset")
+PENN_DIR = data_dir("Penn_Action", "labels")
 REFERENCE = os.path.join(SHARED, "reference")
 HUMAN_INDEX = os.path.join(REFERENCE, "published_checkpoints", "human", "checkpoint-92000")
 HUMAN_SCRIPT = os.path.join(ROOT, "tprnn_train_human.py")
 PENN_SCRIPT = os.path.join(ROOT, "tprnn_train_penn.py")
 CMU_SCRIPT = os.path.join(ROOT, "tprnn_train_cmu.py")
-CMU_DIR = os.path.join(SHARED, "data", "cmu_mocap")
+CMU_DIR = data_dir("cmu_mocap")
 PENN_CHECKPOINT = os.path.join(REFERENCE, "published_checkpoints", "penn", "checkpoint-63000")
 
 sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # pytest -n N: one core's threads per worker and process
+  for name in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(name, "1")
 
 
 def need(path):
-  """Skips the test when a ../shared file is absent (a user's clone)."""
+  """Skips the test when a reference file is absent (a user's clone without the data)."""
   if not os.path.exists(path):
-    pytest.skip("{} not found: the ../shared reference data is only in CI".format(path))
+    pytest.skip("{} not found: the reference data is in ../shared in CI, or fetch it with "
+                "data/download_*.sh".format(path))
   return path
 
 
@@ -353,4 +366,4 @@ def read_until(proc, pattern):
 
 def error_lines(stderr):
   assert "Traceback" not in stderr, stderr
-  return [l for l in stderr.splitlines() if l.startswith("error:")]
+  return [line for line in stderr.splitlines() if line.startswith("error:")]

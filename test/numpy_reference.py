@@ -24,8 +24,10 @@ def basic_forward(w, enc_in, dec_in, target_len, rnn_size, alpha=0.3):
   """w: {checkpoint name: array}. enc_in [N, in-1, P], dec_in [N, out, P];
   alpha: the generator's LeakyReLU slope. Returns predictions [N, out, P]."""
   n = enc_in.shape[0]
-  k0, b0 = w["setup_context_lstm/lstm_0/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_0/basic_lstm_cell/bias"]
-  k1, b1 = w["setup_context_lstm/lstm_1/basic_lstm_cell/kernel"], w["setup_context_lstm/lstm_1/basic_lstm_cell/bias"]
+  cell0 = "setup_context_lstm/lstm_0/basic_lstm_cell/"
+  cell1 = "setup_context_lstm/lstm_1/basic_lstm_cell/"
+  k0, b0 = w[cell0 + "kernel"], w[cell0 + "bias"]
+  k1, b1 = w[cell1 + "kernel"], w[cell1 + "bias"]
   zero = np.zeros((n, rnn_size))
   # channel -> (context output, c, h); channel 0 level 1, channels 1/2 level 2
   ctx = [zero, zero, zero]

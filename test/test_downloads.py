@@ -386,5 +386,5 @@ def test_a_published_checkpoint_is_laid_out_for_the_readme_command(mirrors, tmp_
                                cwd=str(clone))
   assert code == 0, err
   assert "Loading model {}/checkpoint-92000".format(HUMAN_RUN) in out
-  assert len([l for l in out.splitlines() if l.split()[:1] == ["walkingtogether"]]) >= 1
+  assert [line for line in out.splitlines() if line.split()[:1] == ["walkingtogether"]]
   assert os.path.isfile(str(clone / "samples.h5"))

@@ -63,9 +63,11 @@ def test_while_tensorflow_loads(processes, signum, tmp_path):
 
 @pytest.fixture(scope="module")
 def shared_run(tmp_path_factory):
-  """The experiment directory of a tiny 10-step run on the shared walking data."""
+  """The experiment directory of a 10-step run on the shared data, big enough that sampling
+  all its windows takes seconds."""
   train_dir = tmp_path_factory.mktemp("shared_run")
-  code, _, err = human(need(H36M_DIR), tiny(iterations=10, train_dir=train_dir))
+  code, _, err = human(need(H36M_DIR), tiny(iterations=10, rnn_size=256, action="walking,eating",
+                                            train_dir=train_dir))
   assert code == 0, err
   return experiment_dir(train_dir)
 

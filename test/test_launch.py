@@ -111,7 +111,10 @@ def test_launch_script_keeps_a_users_timeout_and_warns_of_the_placeholder_table(
 ])
 def test_launch_script_environment_errors_are_one_line(tmp_path, env, message):
   table = write_table(tmp_path / "t.json", [0, 1, 2])
-  fill = lambda text: text.format(table=table, tmp=tmp_path)
+
+  def fill(text):
+    return text.format(table=table, tmp=tmp_path)
+
   env = dict({"PYTHON": sys.executable, "RANK_SIZE": "3", "RANK_TABLE_FILE": table},
              **{k: fill(v) for k, v in env.items()})
   code, out, err = run(["bash", LAUNCH, stand_in(tmp_path)], env)

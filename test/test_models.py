@@ -218,7 +218,8 @@ def test_generic_dropout_only_in_training():
 
 
 def test_training_step_updates_learning_rate_and_global_step():
-  graph, model = build(tprnn_basic_model.TPRNNBasicModel, config(input_size=4, source=3, target=3, rnn=6))
+  graph, model = build(tprnn_basic_model.TPRNNBasicModel,
+                       config(input_size=4, source=3, target=3, rnn=6))
   with graph.as_default():
     update = gradients.training_op(model, OneProcess(cluster.ONE_PROCESS), lambda opt: opt)
   enc, dec_in, dec_out = feeds(np.random.RandomState(2), 2, model.config)

@@ -33,8 +33,8 @@ def expected_summary(log, batch, ranks):
   error at its longest horizon."""
   with open(log) as f:
     text = f.read()
-  steps = re.findall(r"^step (\d+); step_loss: ([0-9.]+)  \(([0-9.]+) ms/step, \d+/\d+ done, [0-9hms ]+ left\)$",
-                     text, re.M)
+  steps = re.findall(r"^step (\d+); step_loss: ([0-9.]+)  \(([0-9.]+) ms/step, \d+/\d+ done, "
+                     r"[0-9hms ]+ left\)$", text, re.M)
   ms = np.mean([float(t) for _, _, t in steps[1:]])
   average = re.findall(r"^average +\|(.*)\|$", text, re.M)[-1]
   accuracy = [cell.strip() for cell in average.split("|") if cell.strip() != "n/a"][-1]

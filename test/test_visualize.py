@@ -108,7 +108,7 @@ def test_sample_adds_position_errors_and_keeps_every_original_key(zero_velocity_
   columns = position[list(data_utils.HORIZON_FRAMES)]
   assert np.all(np.diff(columns) > 0) and columns[0] > 10  # zero-velocity drifts away
   table = out[out.index("Mean per-joint position error (mm, 26 joints"):]
-  row = [l for l in table.splitlines() if l.startswith("walking ")][0]
+  row = [line for line in table.splitlines() if line.startswith("walking ")][0]
   assert [float(c) for c in row.split("|")[1:-1]] == [round(c, 1) for c in columns]
   # the field's MPJPE: every one of the 32 joints, and the 22 it predicts
   with h5py.File(path, "r") as f:
@@ -148,7 +148,7 @@ def test_comparison_plot_has_one_line_per_file(zero_velocity_walking, tmp_path):
   figure = visualize.comparison_figure(found["position"][0], "position", found["position"][1],
                                        visualize.file_colours(["zero_velocity", "half", "again"]))
   (ax,) = figure.axes
-  assert [l.get_label() for l in ax.get_lines()] == ["zero_velocity", "half", "again"]
+  assert [line.get_label() for line in ax.get_lines()] == ["zero_velocity", "half", "again"]
   np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), 0.5 * ax.get_lines()[0].get_ydata())
   np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), 40 * np.arange(1, 26))
   assert visualize.main(["compare", path, other, "--labels", "a,b", "--out", str(tmp_path)]) == 0
@@ -254,12 +254,12 @@ def test_penn_strip_has_a_legend_of_each_colour_it_draws(every, labels):
   figure = penn_figures.penn_strip(gt, pred, np.arange(17), 1, every)
   (legend,) = figure.legends
   assert [t.get_text() for t in legend.get_texts()] == labels
-  shown = dict(zip(labels, (to_hex(l.get_color()) for l in legend.get_lines())))
+  shown = dict(zip(labels, (to_hex(line.get_color()) for line in legend.get_lines())))
   observed_panel, *forecast_panels = figure.axes
-  assert {to_hex(l.get_color()) for l in observed_panel.get_lines()} == {shown["observed"]}
+  assert {to_hex(line.get_color()) for line in observed_panel.get_lines()} == {shown["observed"]}
   for ax in forecast_panels:
-    assert {to_hex(l.get_color()) for l in ax.get_lines()} == {shown["ground truth"],
-                                                               shown["prediction"]}
+    assert {to_hex(line.get_color()) for line in ax.get_lines()} == {shown["ground truth"],
+                                                                     shown["prediction"]}
   assert len(set(shown.values())) == len(labels)
   box, frame = legend.get_window_extent(figure.canvas.get_renderer()), figure.bbox
   assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0

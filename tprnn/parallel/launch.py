@@ -36,7 +36,7 @@ def without_flags(argv, names):
       skip = False
     elif arg in names:
       skip = True
-    elif not arg.split("=", 1)[0] in names:
+    elif arg.split("=", 1)[0] not in names:
       kept.append(arg)
   return kept
 

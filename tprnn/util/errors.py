@@ -46,7 +46,7 @@ def tf_error_reason(error):
   for reason, name in OS_FAILURES:
     if reason in text:
       return "{} ({})".format(reason, name)
-  lines = [l.strip() for l in text.splitlines()]
+  lines = [line.strip() for line in text.splitlines()]
   for line in reversed(lines):
     if line and not line.startswith(("[[", "Node:", "File ", "Detected at node", "Hint:",
                                      "Graph execution error", "Failed to flush")):
