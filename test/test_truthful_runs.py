@@ -1,7 +1,8 @@
 """Runs that tell the truth: checkpoint messages name checkpoints that exist, a run that will not
 evaluate says so, another dataset's directory is one line naming both datasets, tables and
-samples.h5 say what they score, metrics.csv holds the TensorBoard scalars, damaged run files
-and a full disk are one line, and a killed save's temporary files go at the next start."""
+samples.h5 say what they score, metrics.csv holds the TensorBoard scalars, damaged run files are
+one line, a killed save's temporary files go at the next start, and data paths say what they
+are relative to."""
 
 import csv
 import glob
