@@ -5,10 +5,12 @@ code of another revision on the same checkpoints.
   python benchmarks/forecast.py                        # this working tree
   python benchmarks/forecast.py --revision c36e891     # and that commit's export.py/forecast.py
 
-For each dataset a 1-step training run of this tree (on ../shared's data, in a
-temporary directory; Penn on a folder of 40 of its label files) makes the
-checkpoint. Each code version's export.py exports it, and its forecast.py runs
-in a fresh process on one sequence, timed inside that process:
+For each dataset a 1-step training run of this tree (on the data in --data_root,
+default data/ as data/download_*.sh fetch it, in a temporary directory; Penn on a
+folder of 40 of its label files) makes the checkpoint; a dataset whose data is
+absent is skipped with a line saying so. Each code version's export.py exports
+it, and its forecast.py runs in a fresh process on one sequence, timed inside
+that process:
 
   import       python's start to forecast.py imported (TensorFlow's import)
   load         forecast.main's start to its forecast's Session.run (manifest,
@@ -37,20 +39,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import load  # noqa: E402
 
-SHARED = os.path.join(ROOT, "..", "shared", "data")
-PENN_LABELS = os.path.join(SHARED, "Penn_Action", "labels")
 PENN_VIDEOS = 40  # label files the Penn run loads: its training data do not matter here
 
-Dataset = collections.namedtuple("Dataset", ["script", "flags", "input"])
+# folder: under --data_root; input: forecast.py's input file in it (Penn: made from the labels)
+Dataset = collections.namedtuple("Dataset", ["script", "folder", "flags", "input"])
 DATASETS = collections.OrderedDict([
-    ("h36m", Dataset("tprnn_train_human.py",
-                     ["--data_dir", os.path.join(SHARED, "h3.6m", "dataset"), "--action", "walking"],
-                     os.path.join(SHARED, "h3.6m", "dataset", "S5", "walking_1.txt"))),
-    ("cmu", Dataset("tprnn_train_cmu.py",
-                    ["--data_dir", os.path.join(SHARED, "cmu_mocap"),
-                     "--action", "basketball,jumping,running,walking"],
-                    os.path.join(SHARED, "cmu_mocap", "test", "walking", "walking_1.txt"))),
-    ("penn", Dataset("tprnn_train_penn.py", [], None)),
+    ("h36m", Dataset("tprnn_train_human.py", ("h3.6m", "dataset"), ["--action", "walking"],
+                     ("S5", "walking_1.txt"))),
+    ("cmu", Dataset("tprnn_train_cmu.py", ("cmu_mocap",),
+                    ["--action", "basketball,jumping,running,walking"],
+                    ("test", "walking", "walking_1.txt"))),
+    ("penn", Dataset("tprnn_train_penn.py", ("Penn_Action", "labels"), [], None)),
 ])
 ONE_STEP = ["--model", "basic", "--rnn_size", "1024", "--iterations", "1", "--save_every", "1",
             "--test_every", "1000", "--seed", "1"]
@@ -102,12 +101,12 @@ def call(argv, cwd):
   return done.stdout
 
 
-def penn_labels(tmp):
-  """A folder of links to the first PENN_VIDEOS shared label files."""
+def penn_labels(labels, tmp):
+  """A folder of links to the first PENN_VIDEOS label files of `labels`."""
   folder = os.path.join(tmp, "penn_labels")
   os.makedirs(folder)
-  for name in sorted(os.listdir(PENN_LABELS))[:PENN_VIDEOS]:
-    os.symlink(os.path.join(PENN_LABELS, name), os.path.join(folder, name))
+  for name in sorted(os.listdir(labels))[:PENN_VIDEOS]:
+    os.symlink(os.path.join(labels, name), os.path.join(folder, name))
   return folder
 
 
@@ -119,13 +118,15 @@ def penn_input(folder, tmp):
   return path
 
 
-def trained_run(name, tmp):
-  """(experiment directory of a 1-step run of this tree, forecast.py's input file)."""
-  dataset = DATASETS[name]
-  flags, source = dataset.flags, dataset.input
-  if name == "penn":
-    folder = penn_labels(tmp)
-    flags, source = ["--data_dir", folder], penn_input(folder, tmp)
+def trained_run(dataset, folder, tmp):
+  """(experiment directory of a 1-step run of this tree on `folder`, forecast.py's input file)."""
+  if dataset.input is None:  # Penn: a few videos, and poses written from the first
+    folder = penn_labels(folder, tmp)
+    source = penn_input(folder, tmp)
+  else:
+    source = os.path.join(folder, *dataset.input)
+  flags = ["--data_dir", folder] + dataset.flags
+  name = os.path.splitext(dataset.script)[0]
   out = call([sys.executable, os.path.join(ROOT, dataset.script)] + flags + ONE_STEP +
              ["--train_dir", os.path.join(tmp, "train-" + name)], ROOT)
   directory = [line.split(": ", 1)[1] for line in out.splitlines()
@@ -181,6 +182,8 @@ def parse_args(argv):
                  help="also measure export.py and forecast.py of this git revision (e.g. HEAD~)")
   p.add_argument("--datasets", default=",".join(DATASETS), help="of " + ", ".join(DATASETS))
   p.add_argument("--seconds", type=float, default=3.0, help="how long to repeat the forecast")
+  p.add_argument("--data_root", default=os.path.join(ROOT, "data"),
+                 help="the folder holding h3.6m/dataset, cmu_mocap and Penn_Action/labels")
   args = p.parse_args(argv)
   unknown = set(args.datasets.split(",")) - set(DATASETS)
   if unknown:
@@ -200,7 +203,12 @@ def main(argv):
       if args.revision:
         trees.append(("commit " + short_hash(args.revision), worktree(args.revision, tmp)))
       for name in args.datasets.split(","):
-        directory, source = trained_run(name, tmp)
+        folder = os.path.join(args.data_root, *DATASETS[name].folder)
+        if not os.path.isdir(folder):
+          print("{:<14} {:<5} skipped: {} not found (see --data_root; data/download_*.sh)".format(
+              "", name, folder))
+          continue
+        directory, source = trained_run(DATASETS[name], folder, tmp)
         for index, (code, tree) in enumerate(trees):
           out = os.path.join(tmp, "export-{}-{}".format(name, index))
           print(row(code, name, measure(tree, directory, source, out, args.seconds, tmp)),
