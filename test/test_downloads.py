@@ -142,6 +142,20 @@ def partial_files(folder):
           if n.endswith(".part")]
 
 
+def walking_and_eating(folder):
+  """{path: bytes} of the walking and eating files of an H3.6M folder: the shared copy's
+  28, also where a user's data/ holds all 210."""
+  return {p: d for p, d in folder_files(folder).items()
+          if os.path.basename(p).startswith(("walking_", "eating_"))}
+
+
+def assert_lines_match(lines, files):
+  """Every one of `files` ({path: bytes}) has its manifest line: its size and blob hash."""
+  assert files
+  for path, data in files.items():
+    assert lines[path] == (git_blob(data), str(len(data))), path
+
+
 def test_h36m_manifest_is_the_release_and_matches_the_shared_files():
   lines = manifest_lines("h36m.txt")
   assert sorted(lines) == sorted("S{}/{}_{}.txt".format(s, a, i) for s in (1, 5, 6, 7, 8, 9, 11)
@@ -151,10 +165,7 @@ def test_h36m_manifest_is_the_release_and_matches_the_shared_files():
     for i in (1, 2):  # the pinned copy's test files inside the training set
       assert lines["S5/{}_{}.txt".format(action, i)][0] == lines["S{}/{}_{}.txt".format(
           subject, action, i)][0]
-  shared = folder_files(need(H36M_DIR))
-  assert len(shared) == 28
-  for path, data in shared.items():
-    assert lines[path] == (git_blob(data), str(len(data))), path
+  assert_lines_match(lines, folder_files(need(H36M_DIR)))
 
 
 def test_penn_manifest_matches_all_shared_labels():
@@ -163,8 +174,7 @@ def test_penn_manifest_matches_all_shared_labels():
   assert lines["0001.mat"][0] == "bc1210684eb8b5ed9986005ffda0e9680da12d8d"  # the pinned tree's
   shared = folder_files(need(PENN_DIR))
   assert len(shared) == 2326
-  for path, data in shared.items():
-    assert lines[path] == (git_blob(data), str(len(data))), path
+  assert_lines_match(lines, shared)
 
 
 def test_published_manifest_matches_the_shared_indexes_and_meta():
@@ -186,7 +196,7 @@ def test_published_manifest_matches_the_shared_indexes_and_meta():
 
 
 def test_h36m_download_keeps_what_the_mirror_has_and_names_the_rest(mirrors, tmp_path):
-  shared = folder_files(need(H36M_DIR))
+  shared = walking_and_eating(need(H36M_DIR))
   mirror = mirrors(shared)
   dest = tmp_path / "data" / "h3.6m" / "dataset"
   code, out, err = download(H36M_SCRIPT, "--mirror", mirror.url, "--dest", dest)
@@ -226,7 +236,7 @@ def test_the_environment_names_the_mirror(mirrors, tmp_path):
 
 
 def test_a_damaged_file_is_fetched_again_and_never_kept(mirrors, tmp_path):
-  shared = folder_files(need(H36M_DIR))
+  shared = walking_and_eating(need(H36M_DIR))
   cut, flipped, good = "S1/walking_1.txt", "S5/walking_1.txt", "S5/eating_2.txt"
   mirror = mirrors(shared, faults={cut: ["short", None], flipped: ["flip"]})
   manifest = subset_manifest(tmp_path, "h36m.txt", [cut, flipped, good])
@@ -260,7 +270,7 @@ def test_a_dead_address_is_one_line_and_leaves_nothing(script, tmp_path):
 
 
 def test_ctrl_c_keeps_the_verified_files_and_no_partial_one(mirrors, tmp_path):
-  shared = folder_files(need(H36M_DIR))
+  shared = walking_and_eating(need(H36M_DIR))
   mirror = mirrors(shared, faults={p: ["slow"] for p in shared if p != "S1/eating_1.txt"})
   dest = tmp_path / "dataset"
   proc = subprocess.Popen(["bash", H36M_SCRIPT, "--mirror", mirror.url, "--dest", str(dest)],
@@ -285,7 +295,7 @@ def test_ctrl_c_keeps_the_verified_files_and_no_partial_one(mirrors, tmp_path):
 
 
 def test_a_local_zip_is_checked_and_a_differing_member_named(tmp_path):
-  shared = folder_files(need(H36M_DIR))
+  shared = walking_and_eating(need(H36M_DIR))
   good, changed = "S1/walking_1.txt", "S5/walking_2.txt"
   archive = str(tmp_path / "h3.6m.zip")
   with zipfile.ZipFile(archive, "w") as z:

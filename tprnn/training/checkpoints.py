@@ -84,15 +84,6 @@ class Savers(object):
     print("done in {:.2f} ms".format((time.time() - start) * 1000))
 
 
-def partial_saves(directory):
-  """The temporary files of saves that did not finish (TensorFlow writes
-  `<name>.tempstate<number>` and renames it when done)."""
-  if not os.path.isdir(directory):
-    return []
-  return sorted(name for name in os.listdir(directory)
-                if name.startswith((PREFIX, ROLLING_PREFIX)) and ".tempstate" in name)
-
-
 def remove_files_of(checkpoint):
   """Removes the files of `checkpoint` (a path prefix: .index, .data-*, .meta)."""
   directory, name = os.path.split(checkpoint)
@@ -102,8 +93,10 @@ def remove_files_of(checkpoint):
 
 
 def remove_partial_saves(directory):
-  """Removes partial_saves(directory); returns their names."""
-  names = partial_saves(directory)
+  """Removes the temporary files of saves that did not finish (TensorFlow writes
+  `<name>.tempstate<number>` and renames it when done); returns their names."""
+  names = sorted(name for name in os.listdir(directory)
+                 if name.startswith((PREFIX, ROLLING_PREFIX)) and ".tempstate" in name)
   for name in names:
     os.remove(os.path.join(directory, name))
   return names
