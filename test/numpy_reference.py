@@ -56,3 +56,41 @@ def basic_forward(w, enc_in, dec_in, target_len, rnn_size, alpha=0.3):
     ctx_before, ctx, cell = ctx, new_ctx, new_cell
     prev = cur
   return np.stack(preds, axis=1)
+
+
+def generic_forward(w, enc_in, dec_in, target_len, rnn_size, scale, layers, fix, alpha=0.2):
+  """The generic model of docs/PROTOCOL.md §5 (no dropout), one step at a
+  time. w: {checkpoint name: array}; fix: --fix_generic_contexts. Returns
+  predictions [N, out, P]."""
+  n = enc_in.shape[0]
+  channels = [(level, phase) for level in range(layers) for phase in range(scale ** level)]
+  index = {channel: i for i, channel in enumerate(channels)}
+  zero = np.zeros((n, rnn_size))
+  ctx, ctx_before = [zero] * len(channels), [zero] * len(channels)
+  cell = [(zero, zero)] * len(channels)  # (c, h)
+  frames = [enc_in[:, t] for t in range(enc_in.shape[1])] + [dec_in[:, 0]]
+  prev, preds = frames[0], []
+  for step in range(enc_in.shape[1] + target_len):
+    cur = frames[step] if step < len(frames) else preds[-1]
+    vel = cur - prev
+    new_ctx, new_cell = list(ctx_before), list(cell)  # a channel that waits: two steps back
+    for i, (level, phase) in enumerate(channels):
+      if (step - 1) % scale ** level == phase:
+        x = vel if level == 0 else new_ctx[index[(level - 1, phase % scale ** (level - 1))]]
+        cell_name = "setup_context_lstm/lstm_{}/basic_lstm_cell/".format(level)
+        h, c = lstm(x, cell[i][0], cell[i][1], w[cell_name + "kernel"], w[cell_name + "bias"])
+        new_ctx[i], new_cell[i] = h, (c, h)
+    if step >= enc_in.shape[1]:
+      if fix:  # the phase of each level that updated on the previous step
+        read = [ctx[index[(level, (step - 2) % scale ** level)]] for level in range(layers)]
+      else:  # as published: a phase used as a channel index
+        read = [ctx[step % scale ** level] for level in range(layers)]
+      x = np.concatenate([vel] + read, axis=1)
+      prefix = "setup_context_lstm/generator/"
+      for name in ("generator1", "generator2"):
+        x = leaky(x @ w[prefix + name + "/kernel"] + w[prefix + name + "/bias"], alpha)
+      preds.append(cur + x @ w[prefix + "generator_output/kernel"] +
+                   w[prefix + "generator_output/bias"])
+    ctx_before, ctx, cell = ctx, new_ctx, new_cell
+    prev = cur
+  return np.stack(preds, axis=1)

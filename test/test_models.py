@@ -12,7 +12,7 @@ from tprnn import prism
 from tprnn.parallel import cluster
 from tprnn.parallel.base import OneProcess
 from conftest import HUMAN_INDEX, PENN_CHECKPOINT, need
-from numpy_reference import basic_forward
+from numpy_reference import basic_forward, generic_forward
 
 UNUSED_PUBLISHED = ("Variable_2", "setup_context_lstm/activity_mt_output_layer/dense/bias",
                     "setup_context_lstm/activity_mt_output_layer/dense/kernel")
@@ -201,6 +201,61 @@ def test_generic_fixed_k2_m2_equals_basic_prism():
     renamed["dense_{}_b".format(i)] = values["setup_context_lstm/generator/{}/bias".format(name)]
   expected = basic_forward(renamed, enc, dec_in, 6, 7, alpha=0.2)  # docs/PROTOCOL.md §5
   np.testing.assert_allclose(outputs, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale,layers,fix,source,target", [
+    (3, 2, True, 8, 4), (2, 3, True, 7, 3), (3, 3, False, 3, 5), (2, 3, True, 2, 4),
+    (2, 2, False, 9, 2)])
+def test_generic_forward_equals_numpy_reference(scale, layers, fix, source, target):
+  """Encoders longer and shorter than a level's period K^l, both context rules."""
+  cfg = config(input_size=5, source=source, target=target, rnn=6, scale=scale, layers=layers,
+               fix=fix)
+  graph, model = build(tprnn_generic_model.TPRNNGenericModel, cfg)
+  rng = np.random.RandomState(10 * scale + layers)
+  # larger weights make float32 and float64 part ways, smaller ones hide the prism
+  values = random_weights(graph.get_collection("variables"), rng, scale=0.2)
+  enc, dec_in, dec_out = feeds(rng, 3, cfg)
+  outputs, _ = run_forward(graph, model, values, enc, dec_in, dec_out)
+  expected = generic_forward(values, enc, dec_in, target, 6, scale, layers, fix)
+  np.testing.assert_allclose(outputs, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("model,scale,layers", [("basic", 2, 2), ("generic", 2, 3),
+                                                ("generic", 3, 2)])
+def test_gathered_gradients_equal_finite_differences(model, scale, layers):
+  """The gradients the optimizer applies, with an encoder of 6 calls (the
+  chains of every level run side by side there), against central
+  differences of the numpy reference in float64, one random direction per
+  variable."""
+  cfg = config(input_size=4, source=7, target=3, rnn=5, scale=scale, layers=layers, fix=True)
+  cls = {"basic": tprnn_basic_model.TPRNNBasicModel,
+         "generic": tprnn_generic_model.TPRNNGenericModel}[model]
+  graph, net = build(cls, cfg)
+  rng = np.random.RandomState(5)
+  values = random_weights(graph.get_collection("variables"), rng, scale=0.5)
+  enc, dec_in, dec_out = feeds(rng, 3, cfg)
+  with graph.as_default():
+    params = tf.trainable_variables()
+    grads = net.gradients(net.loss, params)
+    with tf.Session() as sess:
+      load_values(sess, graph, values)
+      grads = sess.run(grads, {net.encoder_inputs: enc, net.decoder_inputs: dec_in,
+                               net.decoder_outputs: dec_out})
+
+  def loss(weights):
+    if model == "basic":
+      predictions = basic_forward(weights, enc.astype(np.float64), dec_in, 3, 5)
+    else:
+      predictions = generic_forward(weights, enc.astype(np.float64), dec_in, 3, 5, scale, layers,
+                                    True)
+    return np.mean((dec_out - predictions) ** 2)
+  weights = {name: value.astype(np.float64) for name, value in values.items()}
+  for v, grad in zip(params, grads):
+    direction = rng.normal(size=grad.shape)
+    shifted = [dict(weights, **{v.op.name: weights[v.op.name] + sign * 1e-6 * direction})
+               for sign in (1, -1)]
+    numeric = (loss(shifted[0]) - loss(shifted[1])) / 2e-6
+    assert np.sum(grad * direction) == pytest.approx(numeric, rel=1e-3, abs=1e-6), v.op.name
 
 
 def test_generic_dropout_only_in_training():

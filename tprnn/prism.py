@@ -1,6 +1,6 @@
-"""Graph pieces shared by the basic and generic TP-RNN models: the LSTM cell,
-the roll-out over encoder frames and own predictions, and the gradients of
-its weights (the update op is built by tprnn.gradients).
+"""Graph pieces shared by the basic and generic TP-RNN models: the prism's
+channels, the roll-out over encoder frames and own predictions, and the
+gradients of its weights (the update op is built by tprnn.gradients).
 
 Layers are built from `get_variable` + `matmul` (not `tf.nn.rnn_cell` or
 `tf.layers`, which Keras 3 removed) under the variable scopes of the original,
@@ -11,6 +11,8 @@ import collections
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+
+from tprnn import lstm
 
 ModelConfig = collections.namedtuple("ModelConfig", [
     "input_size",        # P: 54 for H3.6M, 26 for Penn Action
@@ -30,62 +32,6 @@ ModelConfig = collections.namedtuple("ModelConfig", [
 LEARNING_RATE_NAME = "Variable"
 GLOBAL_STEP_NAME = "Variable_1"
 VELOCITY_FILTER = np.array([[-1.0], [1.0]], dtype=np.float32)
-
-
-class Projection(object):
-  """A weight `kernel` [I, O] + `bias` [O] applied at many time steps to
-  feature-major activations x [I, N] (one column per sequence).
-
-  The input gradient is the plain product kernel dz (a custom gradient):
-  autodiff of the row-major x kernel would give dz kernel^T, a transpose_b
-  product 4-5x slower on CPU, and in bf16 plain products are the fastest
-  form. The weight gradient is one product of the stacked step inputs
-  [I, T*N] and pre-activation gradients [O, T*N] instead of T small ones
-  and their sum (see PrismModel.gradients).
-  """
-
-  def __init__(self, kernel, bias):
-    self.kernel, self.bias = kernel, bias
-    weights = tf.stop_gradient(kernel)  # [I, O]
-    self.bias_column = tf.reshape(tf.stop_gradient(bias), [-1, 1])  # [O, 1]
-    self.inputs, self.outputs = [], []
-
-    @tf.custom_gradient
-    def project(x):
-      """kernel^T x, with input gradient kernel dz as a plain product."""
-      return tf.matmul(weights, x, transpose_a=True), lambda dz: tf.matmul(weights, dz)
-    self._project = project
-
-  def __call__(self, x):
-    """x [I, N] -> kernel^T x + bias [O, N]."""
-    z = self._project(x) + self.bias_column
-    self.inputs.append(x)
-    self.outputs.append(z)
-    return z
-
-  def weight_gradients(self, output_gradients):
-    """d kernel [I, O], d bias [O] from the gradients [O, N] of every use
-    (None where a use does not reach the loss); (None, None) if none does."""
-    if all(g is None for g in output_gradients):
-      return None, None
-    grads = tf.concat([tf.zeros_like(z) if g is None else g
-                       for z, g in zip(self.outputs, output_gradients)], axis=1)  # [O, T*N]
-    inputs = tf.concat(self.inputs, axis=1)  # [I, T*N]
-    return tf.matmul(inputs, grads, transpose_b=True), tf.reduce_sum(grads, axis=1)
-
-
-def lstm_cell(project, inputs, state, num_units):
-  """BasicLSTMCell (state_is_tuple=False, forget bias 1.0) on feature-major
-  activations, its gate pre-activations from `project` (a PrismModel.dense in
-  the scope holding `basic_lstm_cell/kernel`). inputs [I, N], state [2U, N] =
-  concat[c, h]. Returns (h [U, N], new state [2U, N])."""
-  c, h = tf.split(state, 2, axis=0)
-  with tf.variable_scope("basic_lstm_cell"):
-    gates = project(tf.concat([inputs, h], axis=0), 4 * num_units)  # [4U, N]
-  i, j, f, o = tf.split(gates, 4, axis=0)
-  new_c = c * tf.sigmoid(f + 1.0) + tf.sigmoid(i) * tf.tanh(j)
-  new_h = tf.tanh(new_c) * tf.sigmoid(o)
-  return new_h, tf.concat([new_c, new_h], axis=0)
 
 
 def channel_offset(level, scale):
@@ -110,8 +56,8 @@ class PrismModel(object):
   dropout and the optimiser. Placeholders: encoder_inputs [N, in-1, P],
   decoder_inputs [N, out, P], decoder_outputs [N, out, P]; the output
   `outputs` is [N, out, P] and `loss` the mean squared error; make_optimizer
-  and gradients serve tprnn.gradients. Inside the
-  roll-out, poses, contexts and states are feature-major, [features, N].
+  and gradients serve tprnn.gradients. Inside the roll-out, poses,
+  contexts and LSTM states (c, h) are feature-major, [features, N].
   """
 
   def __init__(self, config):
@@ -148,69 +94,102 @@ class PrismModel(object):
                               trainable=False) for i in range(3)]
 
   def _rollout(self):
-    """Feeds encoder frames, then dec_in[0], then the model's own predictions.
-    Returns the stacked predictions [N, out, P]."""
+    """Feeds the encoder frames (all calls at once, see _encode), then
+    dec_in[0], then the model's own predictions. Returns the stacked
+    predictions [N, out, P]."""
     c = self.config
     f = self._filters()[0]
-    enc = tf.unstack(tf.transpose(self.encoder_inputs, [1, 2, 0]))  # in-1 x [P, N]
-    first_decoder_pose = tf.transpose(self.decoder_inputs[:, 0])  # [P, N]
-    zeros = tf.zeros([c.rnn_size, tf.shape(self.encoder_inputs)[0]])  # [U, N]
-    contexts = [zeros] * len(self.channels)
-    previous_contexts = contexts
-    states = [tf.concat([zeros, zeros], axis=0)] * len(self.channels)
-
+    calls = c.source_seq_len - 1
+    poses = tf.transpose(self.encoder_inputs, [1, 2, 0])  # [calls, P, N]
+    previous = tf.concat([poses[:1], poses[:-1]], axis=0)  # call 0 sees a zero velocity
+    velocities = f[0, 0] * previous + f[1, 0] * poses  # [calls, P, N]
+    velocities = tf.reshape(tf.transpose(velocities, [1, 0, 2]), [c.input_size, -1])  # [P, calls*N]
     predictions = []
-    previous_pose = enc[0]
-    num_calls = len(enc) + c.target_seq_len
+    previous_pose, pose = poses[-1], tf.transpose(self.decoder_inputs[:, 0])  # [P, N]
     with tf.variable_scope("setup_context_lstm"):
-      for call in range(num_calls):
-        if call < len(enc):
-          pose = enc[call]
-        elif call == len(enc):
-          pose = first_decoder_pose
-        else:
+      contexts, previous_contexts, states = self._encode(velocities, calls)
+      for call in range(calls, calls + c.target_seq_len):
+        if predictions:
           pose = predictions[-1]
         velocity = f[0, 0] * previous_pose + f[1, 0] * pose
         new_contexts, states = self._prism_step(call, velocity, contexts,
                                                 previous_contexts, states)
-        if call >= len(enc):  # encoder-stage predictions are never used
-          predictions.append(pose + self.generator(
-              velocity, self.generator_contexts(call, contexts)))
+        predictions.append(pose + self.generator(
+            velocity, self.generator_contexts(call, contexts)))
         previous_pose = pose
         previous_contexts, contexts = contexts, new_contexts
     return tf.transpose(tf.stack(predictions), [2, 0, 1])  # [out, P, N] -> [N, out, P]
+
+  def _encode(self, velocities, calls):
+    """Every channel on the encoder's `calls` calls, a level at a time:
+    nothing flows down there (the encoder's predictions are never used), so
+    a level's inputs on all calls are the outputs of the level below, and
+    its phases are chains that run side by side (lstm.run_chains).
+    velocities [P, calls*N]. Returns (contexts after the last call, after
+    the one before, states), as the decoder's first call takes them."""
+    u = self.config.rnn_size
+    zeros = tf.zeros([u, tf.shape(self.encoder_inputs)[0]])  # [U, N]
+    inputs, outputs, states = velocities, [], []
+    for level in range(self.layers):
+      period = self.scale ** level
+      rounds = [[(call, (call - 1) % period) for call in range(start, min(start + period, calls))]
+                for start in range(0, calls, period)]
+      with tf.variable_scope("lstm_{}/basic_lstm_cell".format(level), reuse=tf.AUTO_REUSE):
+        inputs = self.lstm_input_dropout(inputs)
+        projection = self.projection([int(inputs.shape[0]), u], 4 * u)
+        inputs, level_outputs, level_states = lstm.run_chains(projection, inputs, rounds)
+      outputs.append(level_outputs)
+      states.extend(level_states.get(phase, (zeros, zeros)) for phase in range(period))
+
+    def context(level, phase, call):
+      """What channel (level, phase) outputs on `call`: its h if it updates,
+      else its output two calls before (zeros before call 0)."""
+      for earlier in range(call, -1, -2):
+        if channel_updates(level, phase, earlier, self.scale):
+          return outputs[level][earlier]
+      return zeros
+    return ([context(level, phase, calls - 1) for level, phase in self.channels],
+            [context(level, phase, calls - 2) for level, phase in self.channels], states)
 
   def _prism_step(self, call, velocity, contexts, previous_contexts, states):
     """One call of every channel: an updating channel runs its level's LSTM on
     the new output of the channel below (level 0: on the velocity); the
     others keep their state and output the context of two calls ago."""
+    u = self.config.rnn_size
     new_contexts, new_states = [], []
     for channel, (level, phase) in enumerate(self.channels):
-      with tf.variable_scope("lstm_{}".format(level), reuse=tf.AUTO_REUSE):
-        if channel_updates(level, phase, call, self.scale):
-          if level == 0:
-            lstm_input = velocity
-          else:
-            below = channel_offset(level - 1, self.scale) + phase % self.scale ** (level - 1)
-            lstm_input = new_contexts[below]
-          h, state = lstm_cell(self.dense, self.lstm_input_dropout(lstm_input),
-                               states[channel], self.config.rnn_size)
+      if channel_updates(level, phase, call, self.scale):
+        if level == 0:
+          lstm_input = velocity
         else:
-          h, state = previous_contexts[channel], states[channel]
+          below = channel_offset(level - 1, self.scale) + phase % self.scale ** (level - 1)
+          lstm_input = new_contexts[below]
+        with tf.variable_scope("lstm_{}/basic_lstm_cell".format(level), reuse=tf.AUTO_REUSE):
+          lstm_input = self.lstm_input_dropout(lstm_input)
+          state = lstm.lstm_cell(self.projection([int(lstm_input.shape[0]), u], 4 * u),
+                                 lstm_input, states[channel])
+        h = state[1]
+      else:
+        h, state = previous_contexts[channel], states[channel]
       new_contexts.append(h)
       new_states.append(state)
     return new_contexts, new_states
 
-  def dense(self, inputs, units, kernel_name="kernel", bias_name="bias"):
-    """Feature-major inputs [I, N] -> kernel^T inputs + bias [units, N], with
-    Glorot-uniform kernel [I, units] and zero bias named in the current
-    variable scope (which must reuse), through the kernel's Projection."""
-    kernel = tf.get_variable(kernel_name, [int(inputs.shape[0]), units],
+  def projection(self, rows, units, kernel_name="kernel", bias_name="bias"):
+    """The Projection of the Glorot-uniform kernel [sum(rows), units] (in
+    parts of `rows` rows) and zero bias [units] named in the current
+    variable scope (which must reuse)."""
+    kernel = tf.get_variable(kernel_name, [sum(rows), units],
                              initializer=tf.glorot_uniform_initializer())
     bias = tf.get_variable(bias_name, [units], initializer=tf.zeros_initializer())
     if kernel.op.name not in self.projections:
-      self.projections[kernel.op.name] = Projection(kernel, bias)
-    return self.projections[kernel.op.name](inputs)
+      self.projections[kernel.op.name] = lstm.Projection(kernel, bias, rows)
+    return self.projections[kernel.op.name]
+
+  def dense(self, inputs, units, kernel_name="kernel", bias_name="bias"):
+    """Feature-major inputs [I, N] -> kernel^T inputs + bias [units, N]
+    through the Projection of the kernel [I, units]."""
+    return self.projection([int(inputs.shape[0])], units, kernel_name, bias_name)(inputs)
 
   def updated_channel(self, level, call):
     """The channel of `level` whose phase updated on the call before `call`."""
