@@ -20,15 +20,15 @@ that process:
                median time of one
   peak RSS     of the process (resource.getrusage), GB = 10^9 bytes
 
-A revision is checked out with `git worktree add` in the temporary directory
+A revision is checked out with `git worktree add` (benchmarks/revisions.py)
 and removed afterwards.
 """
 
 import argparse
 import collections
+import contextlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,6 +38,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import load  # noqa: E402
+from revisions import call, short_hash, worktree  # noqa: E402
 
 PENN_VIDEOS = 40  # label files the Penn run loads: its training data do not matter here
 
@@ -91,16 +92,6 @@ with open(result, "w") as f:
 '''
 
 
-def call(argv, cwd):
-  """Runs argv in a new process (without PYTHONPATH); its stdout. Fails with its stderr."""
-  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-  done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        universal_newlines=True)
-  if done.returncode:
-    raise SystemExit("{} failed:\n{}".format(" ".join(argv), done.stderr))
-  return done.stdout
-
-
 def penn_labels(labels, tmp):
   """A folder of links to the first PENN_VIDEOS label files of `labels`."""
   folder = os.path.join(tmp, "penn_labels")
@@ -149,22 +140,6 @@ def measure(tree, directory, source, out, seconds, tmp):
     return dict(json.load(f), export=export_seconds)
 
 
-def worktree(revision, tmp):
-  """A checkout of `revision` in tmp (git worktree; removed by remove_worktree)."""
-  path = os.path.join(tmp, "worktree")
-  call(["git", "worktree", "add", "--detach", path, revision], ROOT)
-  return path
-
-
-def short_hash(revision):
-  return call(["git", "rev-parse", "--short", revision + "^{commit}"], ROOT).strip()
-
-
-def remove_worktree(path):
-  subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
 HEADER = "{:<14} {:<5} {:>8} {:>8} {:>7} {:>7} {:>12} {:>11} {:>9}".format(
     "code", "data", "export s", "import s", "load s", "first s", "load+first s", "forecasts/s",
     "peak RSS")
@@ -197,26 +172,23 @@ def main(argv):
       os.cpu_count()))
   print(HEADER)
   print("-" * len(HEADER))
-  with tempfile.TemporaryDirectory(prefix="forecast-benchmark-") as tmp:
+  with tempfile.TemporaryDirectory(prefix="forecast-benchmark-") as tmp, \
+      contextlib.ExitStack() as stack:
     trees = [("working tree", ROOT)]
-    try:
-      if args.revision:
-        trees.append(("commit " + short_hash(args.revision), worktree(args.revision, tmp)))
-      for name in args.datasets.split(","):
-        folder = os.path.join(args.data_root, *DATASETS[name].folder)
-        if not os.path.isdir(folder):
-          print("{:<14} {:<5} skipped: {} not found (see --data_root; data/download_*.sh)".format(
-              "", name, folder))
-          continue
-        directory, source = trained_run(DATASETS[name], folder, tmp)
-        for index, (code, tree) in enumerate(trees):
-          out = os.path.join(tmp, "export-{}-{}".format(name, index))
-          print(row(code, name, measure(tree, directory, source, out, args.seconds, tmp)),
-                flush=True)
-    finally:
-      if len(trees) > 1:
-        remove_worktree(trees[1][1])
-
+    if args.revision:
+      trees.append(("commit " + short_hash(args.revision),
+                    stack.enter_context(worktree(args.revision))))
+    for name in args.datasets.split(","):
+      folder = os.path.join(args.data_root, *DATASETS[name].folder)
+      if not os.path.isdir(folder):
+        print("{:<14} {:<5} skipped: {} not found (see --data_root; data/download_*.sh)".format(
+            "", name, folder))
+        continue
+      directory, source = trained_run(DATASETS[name], folder, tmp)
+      for index, (code, tree) in enumerate(trees):
+        out = os.path.join(tmp, "export-{}-{}".format(name, index))
+        print(row(code, name, measure(tree, directory, source, out, args.seconds, tmp)),
+              flush=True)
 
 if __name__ == "__main__":
   main(sys.argv[1:])

@@ -1,15 +1,23 @@
 """Training-step and evaluation timings of the basic TP-RNN, against the
-authors' own Penn training graph run in the same process on identical inputs.
+authors' own Penn training graph run in the same process on identical inputs
+and, with --revision, against another git revision's code.
 
-  python benchmarks/step_time.py            # full run
-  python benchmarks/step_time.py --quick    # fewer steps, evaluation on a subset
+  python benchmarks/step_time.py                      # full run
+  python benchmarks/step_time.py --quick              # fewer steps, evaluation on a subset
+  python benchmarks/step_time.py --revision 40a532e --configs h36m --no_eval
 
-Prints, per configuration: median ms/step, sequences/s, achieved GFLOP/s
-(analytic count, forward + backward = 3x forward) and the ratio to the authors'
-fp32 step.
+Each code version builds and runs its graphs in its own worker process
+(benchmarks/graph_worker.py; a revision is checked out as a git worktree),
+and the versions take turns --repeats times, so that their times are taken
+back to back. Prints, per configuration and version: the ops a training
+step and a forecast run (all graph ops, and the matrix products among
+them), the median ms/step of each turn, sequences/s, achieved GFLOP/s
+(analytic count, forward + backward = 3x forward) and the ratios to the
+authors' fp32 step and to the revision, turn by turn.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -21,23 +29,18 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_utils  # noqa: E402
 import load  # noqa: E402
-from tprnn import gradients  # noqa: E402
+from graph_worker import CONFIGS, PRECISIONS, median_ms, random_feeds  # noqa: E402
+import revisions  # noqa: E402
 from tprnn import prism  # noqa: E402
 from tprnn.evaluation import pck  # noqa: E402
 from tprnn.evaluation import srnn  # noqa: E402
-from tprnn.parallel import cluster  # noqa: E402
-from tprnn.parallel.base import OneProcess  # noqa: E402
-from tprnn.training.graph import feed_dict, predictor  # noqa: E402
+from tprnn.training.graph import predictor  # noqa: E402
 from tprnn.util import devices  # noqa: E402
 import tprnn_basic_model  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared")
 AUTHORS_META = os.path.join(SHARED, "reference", "published_checkpoints", "penn",
                             "checkpoint-63000.meta")
-CONFIGS = {"penn": (26, 2, 16), "h36m": (54, 50, 10)}  # input size, seq in, seq out
-PRECISIONS = {"fp32": dict(mixed_precision=False, xla=False),
-              "mixed_precision": dict(mixed_precision=True, xla=False),
-              "xla": dict(mixed_precision=False, xla=True)}
 
 
 def forward_flops(input_size, source_len, target_len, rnn, batch):
@@ -53,46 +56,15 @@ def step_flops(input_size, source_len, target_len, rnn, batch):
   return 3 * forward_flops(input_size, source_len, target_len, rnn, batch)
 
 
-def random_feeds(input_size, source_len, target_len, batch, seed=0):
-  rng = np.random.RandomState(seed)
-  return [rng.normal(0, 0.5, (batch, n, input_size)).astype(np.float32)
-          for n in (source_len - 1, target_len, target_len)]
-
-
-def median_ms(run, steps, warmup):
-  for _ in range(warmup):
-    run()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - start)
-  return 1000 * float(np.median(times))
-
-
-def basic_model(name, rnn, placement):
+def basic_model(name, rnn):
   """A graph holding the basic model of configuration `name` with the model
-  card's hyperparameters. Returns (graph, model, its update op)."""
-  input_size, source_len, target_len = CONFIGS[name]
-  config = prism.ModelConfig(input_size, source_len, target_len, rnn, 5.0, 0.005, 0.95,
-                                   2, 2, 1.0, False)
+  card's hyperparameters. Returns (graph, model)."""
+  config = prism.ModelConfig(*CONFIGS[name], rnn, 5.0, 0.005, 0.95, 2, 2, 1.0, False)
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(0)
     model = tprnn_basic_model.TPRNNBasicModel(config)
-    update = gradients.training_op(model, OneProcess(cluster.ONE_PROCESS),
-                                   devices.loss_scaling(placement))
-  return graph, model, update
-
-
-def time_ours(name, precision, rnn, batch, steps, warmup):
-  placement = devices.resolve("cpu", PRECISIONS[precision]["mixed_precision"], "force_fp16",
-                              PRECISIONS[precision]["xla"])
-  graph, model, update = basic_model(name, rnn, placement)
-  feed = feed_dict(model, *random_feeds(*CONFIGS[name], batch=batch))
-  with tf.Session(graph=graph, config=devices.session_config(placement)) as sess:
-    sess.run(tf.global_variables_initializer())
-    return median_ms(lambda: sess.run(update, feed), steps, warmup), placement.precision
+  return graph, model
 
 
 def time_authors(rnn, batch, steps, warmup, bf16=False):
@@ -112,7 +84,9 @@ def time_authors(rnn, batch, steps, warmup, bf16=False):
             "Placeholder:0": zeros, "Placeholder_1:0": zeros}
     with tf.Session(config=config) as sess:
       sess.run(tf.global_variables_initializer())
-      return median_ms(lambda: sess.run(train_op, feed), steps, warmup)
+      for _ in range(warmup):
+        sess.run(train_op, feed)
+      return median_ms(lambda: sess.run(train_op, feed), steps)
 
 
 def time_evaluation(rnn, quick):
@@ -133,7 +107,7 @@ def time_evaluation(rnn, quick):
 
   fp32 = devices.Placement("cpu", "fp32", False, None)
   for name in ("h36m", "penn"):
-    graph, model, _ = basic_model(name, rnn, fp32)
+    graph, model = basic_model(name, rnn)
     with tf.Session(graph=graph, config=devices.session_config(fp32)) as sess:
       sess.run(tf.global_variables_initializer())
       predict = predictor(sess, model)
@@ -157,45 +131,90 @@ def time_evaluation(rnn, quick):
   return results
 
 
+def parse_args():
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--quick", action="store_true", help="fewer steps, evaluation subset")
+  p.add_argument("--rnn_size", type=int, default=1024)
+  p.add_argument("--batch_size", type=int, default=16)
+  p.add_argument("--configs", default="penn,h36m", help="of " + ", ".join(CONFIGS))
+  p.add_argument("--precisions", default=",".join(PRECISIONS), help="of " + ", ".join(PRECISIONS))
+  p.add_argument("--revision", default="", help="also time this git revision's code (e.g. HEAD~)")
+  p.add_argument("--repeats", type=int, default=2, help="turns each code version takes")
+  p.add_argument("--no_eval", action="store_true", help="skip the evaluation timings")
+  args = p.parse_args()
+  for name, chosen, known in (("--configs", args.configs, CONFIGS),
+                              ("--precisions", args.precisions, PRECISIONS)):
+    unknown = sorted(set(chosen.split(",")) - set(known))
+    if unknown:
+      p.error("{}: unknown {} (known: {})".format(name, ", ".join(unknown), ", ".join(known)))
+  return args
+
+
+HEADER = "{:<6} {:<16} {:<5} {:>8} {:>8} {:>9} {:>17} {:>8} {:>7} {:>8} {:>8} {:>11}".format(
+    "config", "code", "prec", "ops/step", "products", "ops/fcst", "ms/step, by turn", "median",
+    "seq/s", "GFLOP/s", "vs auth.", "vs revision")
+
+
+def row(config, code, precision, times, size, authors=None, baseline=None, ops=None):
+  """One line of the table: `times` the median ms/step of each turn,
+  `baseline` those of the revision, `ops` graph_worker's op counts."""
+  rnn, batch = size
+  ms = float(np.median(times))
+  flops = step_flops(*CONFIGS[config], rnn=rnn, batch=batch)
+  counts = ("{step:>8} {step_products:>8} {forecast:>9}".format(**ops) if ops
+            else "{:>8} {:>8} {:>9}".format("-", "-", "-"))
+  vs_authors = "{:.2f}x".format(ms / authors) if authors and config == "penn" else "-"
+  vs_revision = " ".join("{:.2f}x".format(t / b) for t, b in zip(times, baseline)) \
+      if baseline else "-"
+  print("{:<6} {:<16} {:<5} {} {:>17} {:>8.1f} {:>7.1f} {:>8.1f} {:>8} {:>11}".format(
+      config, code, precision, counts, " ".join("{:.1f}".format(t) for t in times), ms,
+      batch / ms * 1000, flops / ms / 1e6, vs_authors, vs_revision), flush=True)
+
+
+def time_versions(workers, config, precision, args, steps, warmup):
+  """{code: (ms of each turn, precision, op counts)}: the versions take turns."""
+  times, replies = {code: [] for code in workers}, {}
+  for _ in range(args.repeats):
+    for code, worker in workers.items():
+      replies[code] = worker.request(op="time", config=config, precision=precision,
+                                     rnn=args.rnn_size, batch=args.batch_size, steps=steps,
+                                     warmup=warmup)
+      times[code].append(replies[code]["ms"])
+  return {code: (times[code], replies[code]["precision"], replies[code]["ops"])
+          for code in workers}
+
+
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true", help="fewer steps, evaluation subset")
-  parser.add_argument("--rnn_size", type=int, default=1024)
-  parser.add_argument("--batch_size", type=int, default=16)
-  parser.add_argument("--configs", default="penn,h36m")
-  parser.add_argument("--precisions", default=",".join(PRECISIONS))
-  parser.add_argument("--no_eval", action="store_true", help="skip the evaluation timings")
-  args = parser.parse_args()
+  args = parse_args()
   steps, warmup = (5, 2) if args.quick else (20, 3)
-  rnn, batch = args.rnn_size, args.batch_size
-  print("TensorFlow {}, {} CPU cores, rnn_size {}, batch {}, median of {} steps".format(
-      tf.version.VERSION, os.cpu_count(), rnn, batch, steps))
-
+  size = (args.rnn_size, args.batch_size)
+  print("TensorFlow {}, {} CPU cores, rnn_size {}, batch {}, median of {} steps a turn".format(
+      tf.version.VERSION, os.cpu_count(), args.rnn_size, args.batch_size, steps))
   authors = None
-  if os.path.exists(AUTHORS_META) and rnn == 1024:
-    authors = time_authors(rnn, batch, steps, warmup)
-  header = "{:<6} {:<16} {:<6} {:>10} {:>8} {:>9} {:>10}".format(
-      "config", "run", "prec", "ms/step", "seq/s", "GFLOP/s", "vs authors")
-  print(header)
-  print("-" * len(header))
-
-  def row(config, run, precision, ms):
-    flops = step_flops(*CONFIGS[config], rnn=rnn, batch=batch)
-    ratio = "{:.2f}x".format(ms / authors) if authors and config == "penn" else "-"
-    print("{:<6} {:<16} {:<6} {:>10.1f} {:>8.1f} {:>9.1f} {:>10}".format(
-        config, run, precision, ms, batch / ms * 1000, flops / ms / 1e6, ratio))
-
+  if os.path.exists(AUTHORS_META) and args.rnn_size == 1024:
+    authors = time_authors(*size, steps, warmup)
+  print(HEADER)
+  print("-" * len(HEADER))
   if authors:
-    row("penn", "authors' graph", "fp32", authors)
+    row("penn", "authors' graph", "fp32", [authors], size)
     if "mixed_precision" in args.precisions and devices.cpu_supports_bf16():
-      row("penn", "authors' graph", "bf16", time_authors(rnn, batch, steps, warmup, bf16=True))
-  for config in args.configs.split(","):
-    for precision in args.precisions.split(","):
-      ms, actual = time_ours(config, precision, rnn, batch, steps, warmup)
-      row(config, "this port " + precision.replace("mixed_precision", "mixed"), actual, ms)
+      row("penn", "authors' graph", "bf16", [time_authors(*size, steps, warmup, bf16=True)], size)
+  with contextlib.ExitStack() as stack:
+    workers = {"working tree": stack.enter_context(revisions.Worker(revisions.ROOT))}
+    if args.revision:
+      code = "commit " + revisions.short_hash(args.revision)
+      tree = stack.enter_context(revisions.worktree(args.revision))
+      workers[code] = stack.enter_context(revisions.Worker(tree))
+    for config in args.configs.split(","):
+      for precision in args.precisions.split(","):
+        timed = time_versions(workers, config, precision, args, steps, warmup)
+        baseline = timed[code][0] if args.revision else None
+        for name, (times, actual, ops) in timed.items():
+          row(config, name, actual, times, size, authors,
+              baseline if name == "working tree" else None, ops)
   if not args.no_eval:
     print()
-    for name, seconds, count in time_evaluation(rnn, args.quick):
+    for name, seconds, count in time_evaluation(args.rnn_size, args.quick):
       rate = " ({:.0f} sequences/s)".format(count / seconds) if count else ""
       print("{:<52} {:8.2f} s{}".format(name, seconds, rate))
 
