@@ -190,5 +190,6 @@ def main(argv):
         print(row(code, name, measure(tree, directory, source, out, args.seconds, tmp)),
               flush=True)
 
+
 if __name__ == "__main__":
   main(sys.argv[1:])

@@ -38,6 +38,7 @@ def random_feeds(input_size, source_len, target_len, batch, seed=0):
 
 
 def median_ms(run, steps):
+  """The median wall time of `steps` calls of run(), in ms."""
   times = []
   for _ in range(steps):
     start = time.perf_counter()
@@ -87,6 +88,9 @@ class Graphs(object):
     return counts
 
   def time(self, config, precision, rnn, batch, steps, warmup):
+    """{"ms": median ms of `steps` training steps, "precision": as run (e.g.
+    bf16, fp32+xla), "ops": op_counts}; the graph is built and warmed up on
+    the first request of its kind."""
     key = (config, precision, rnn, batch)
     if key not in self.timed:
       flags = PRECISIONS[precision]
@@ -101,7 +105,8 @@ class Graphs(object):
       run = lambda: sess.run(update, feed)  # noqa: E731
       for _ in range(warmup):
         run()
-      self.timed[key] = (run, placement.precision, self.op_counts(graph, net, update))
+      label = placement.precision + ("+xla" if placement.xla else "")
+      self.timed[key] = (run, label, self.op_counts(graph, net, update))
     run, actual, counts = self.timed[key]
     return {"ms": median_ms(run, steps), "precision": actual, "ops": counts}
 
@@ -142,8 +147,11 @@ class Graphs(object):
 
 
 def main(tree):
-  replies = sys.stdout
-  sys.stdout = sys.stderr  # the code's own prints must not break the replies
+  # replies get their own copy of stdout; anything else printed, by Python or
+  # by native code, goes to stderr
+  replies = os.fdopen(os.dup(1), "w")
+  os.dup2(2, 1)
+  sys.stdout = sys.stderr
   sys.path.insert(0, tree)
   graphs = Graphs()
   for line in sys.stdin:

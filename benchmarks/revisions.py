@@ -25,6 +25,7 @@ def call(argv, cwd):
 
 
 def short_hash(revision):
+  """The abbreviated commit hash of `revision`."""
   return call(["git", "rev-parse", "--short", revision + "^{commit}"], ROOT).strip()
 
 
@@ -44,8 +45,8 @@ def worktree(revision):
     try:
       yield path
     finally:
-      subprocess.run(["git", "worktree", "remove", "--force", path], cwd=ROOT,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+      for argv in (["git", "worktree", "remove", "--force", path], ["git", "worktree", "prune"]):
+        subprocess.run(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 class Worker(object):
@@ -62,9 +63,13 @@ class Worker(object):
                                     universal_newlines=True)
 
   def request(self, **message):
-    self.process.stdin.write(json.dumps(message) + "\n")
-    self.process.stdin.flush()
-    line = self.process.stdout.readline()
+    """Sends `message` as one JSON line; the worker's reply, decoded."""
+    try:
+      self.process.stdin.write(json.dumps(message) + "\n")
+      self.process.stdin.flush()
+      line = self.process.stdout.readline()
+    except BrokenPipeError:
+      line = ""
     if not line:
       raise RuntimeError("graph_worker.py of {} ended (exit {}); its error is above".format(
           self.tree, self.process.wait()))

@@ -39,7 +39,7 @@ Differences = collections.namedtuple("Differences", [
 ])
 
 
-def h36m_feeds(path, steps, batch, data_dir=None, config="h36m", seed=0):
+def write_feeds(path, steps, batch, data_dir=None, config="h36m", seed=0):
   """Writes `steps` batches of enc/dec_in/dec_out [steps, N, ...] in the
   shapes of `config` to the npz `path`: walking windows of data_dir, or
   random normal."""
@@ -75,7 +75,8 @@ def nudged(values, path, seed=0):
   for k in values.files:
     if k.startswith("initial/"):
       v = values[k]
-      trained = v.dtype == np.float32 and "filter" not in k and k != "initial/Variable"
+      trained = (v.dtype == np.float32 and "filter" not in k and not k.endswith("_power")
+                 and k != "initial/Variable")  # weights and Adam's moments, not its beta powers
       out[k] = (v * (1 + NUDGE * rng.normal(size=v.shape))).astype(v.dtype) if trained else v
   np.savez(path, **out)
   return path
@@ -116,6 +117,13 @@ def main(argv):
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--data_dir", default=os.path.join(revisions.ROOT, "data", "h3.6m", "dataset"))
   args = p.parse_args(argv)
+  unknown = sorted(set(args.models.split(",")) - set(MODELS))
+  if unknown:
+    p.error("--models: unknown {} (known: {})".format(", ".join(unknown), ", ".join(MODELS)))
+  if args.steps < 1:
+    p.error("--steps: {} is not a number of steps (at least 1)".format(args.steps))
+  if not revisions.has_revision(args.revision):
+    p.error("--revision: git knows no commit {}".format(args.revision))
   data_dir = args.data_dir if os.path.isdir(args.data_dir) else None
   print("{} steps, rnn_size {}, batch {}, {} batches; working tree vs {}".format(
       args.steps, args.rnn_size, args.batch_size,
@@ -124,7 +132,7 @@ def main(argv):
   with tempfile.TemporaryDirectory() as tmp, revisions.worktree(args.revision) as tree, \
       revisions.Worker(revisions.ROOT) as ours, revisions.Worker(tree) as theirs:
     feeds = os.path.join(tmp, "feeds.npz")
-    h36m_feeds(feeds, args.steps, args.batch_size, data_dir)
+    write_feeds(feeds, args.steps, args.batch_size, data_dir)
     print("{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}".format(
         "", "gradient", "loss", "weight", "nudged", "nudged", "first", "last"))
     print("{:<18} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}".format(
@@ -135,6 +143,7 @@ def main(argv):
       print("{:<18} {:>10.1e} {:>10.1e} {:>10.1e} {:>10.1e} {:>10.1e} {:>9.4f} {:>9.4f}".format(
           model, d.gradient, d.loss, d.weight, nudge.loss, nudge.weight, d.losses[0],
           d.losses[-1]), flush=True)
+
 
 if __name__ == "__main__":
   main(sys.argv[1:])

@@ -142,6 +142,10 @@ def parse_args():
   p.add_argument("--repeats", type=int, default=2, help="turns each code version takes")
   p.add_argument("--no_eval", action="store_true", help="skip the evaluation timings")
   args = p.parse_args()
+  if args.repeats < 1:
+    p.error("--repeats: {} is not a number of turns (at least 1)".format(args.repeats))
+  if args.revision and not revisions.has_revision(args.revision):
+    p.error("--revision: git knows no commit {}".format(args.revision))
   for name, chosen, known in (("--configs", args.configs, CONFIGS),
                               ("--precisions", args.precisions, PRECISIONS)):
     unknown = sorted(set(chosen.split(",")) - set(known))
@@ -150,7 +154,7 @@ def parse_args():
   return args
 
 
-HEADER = "{:<6} {:<16} {:<5} {:>8} {:>8} {:>9} {:>17} {:>8} {:>7} {:>8} {:>8} {:>11}".format(
+HEADER = "{:<6} {:<16} {:<8} {:>8} {:>8} {:>9} {:>17} {:>8} {:>7} {:>8} {:>8} {:>11}".format(
     "config", "code", "prec", "ops/step", "products", "ops/fcst", "ms/step, by turn", "median",
     "seq/s", "GFLOP/s", "vs auth.", "vs revision")
 
@@ -166,16 +170,17 @@ def row(config, code, precision, times, size, authors=None, baseline=None, ops=N
   vs_authors = "{:.2f}x".format(ms / authors) if authors and config == "penn" else "-"
   vs_revision = " ".join("{:.2f}x".format(t / b) for t, b in zip(times, baseline)) \
       if baseline else "-"
-  print("{:<6} {:<16} {:<5} {} {:>17} {:>8.1f} {:>7.1f} {:>8.1f} {:>8} {:>11}".format(
+  print("{:<6} {:<16} {:<8} {} {:>17} {:>8.1f} {:>7.1f} {:>8.1f} {:>8} {:>11}".format(
       config, code, precision, counts, " ".join("{:.1f}".format(t) for t in times), ms,
       batch / ms * 1000, flops / ms / 1e6, vs_authors, vs_revision), flush=True)
 
 
 def time_versions(workers, config, precision, args, steps, warmup):
-  """{code: (ms of each turn, precision, op counts)}: the versions take turns."""
+  """{code: (ms of each turn, precision, op counts)}: the versions take
+  turns, in alternating order."""
   times, replies = {code: [] for code in workers}, {}
-  for _ in range(args.repeats):
-    for code, worker in workers.items():
+  for turn in range(args.repeats):
+    for code, worker in list(workers.items())[::(-1) ** turn]:
       replies[code] = worker.request(op="time", config=config, precision=precision,
                                      rnn=args.rnn_size, batch=args.batch_size, steps=steps,
                                      warmup=warmup)

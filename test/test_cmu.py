@@ -248,7 +248,8 @@ def test_train_sample_export_forecast_and_visualize(tmp_path):
                         "--output", str(tmp_path / "forecast.npy")],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
   assert run.returncode == 0, run.stderr
-  np.testing.assert_allclose(np.load(str(tmp_path / "forecast.npy")), preds[3], atol=1e-5)
+  np.testing.assert_allclose(np.load(str(tmp_path / "forecast.npy")), preds[3], rtol=1e-6,
+                             atol=1e-5)
   run = subprocess.run([sys.executable, os.path.join(ROOT, "visualize.py"), "cmu", samples,
                         "--action", "running", "--seed", "2", "--out", str(tmp_path / "fig")],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)

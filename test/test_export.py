@@ -89,8 +89,9 @@ def check_export_reproduces_samples(tmp_path, export_dir, samples, action):
     observed = np.stack([f["expmap/observed/{}_{}".format(action, i)][()] for i in range(8)])
     preds = np.stack([f["expmap/preds/{}_{}".format(action, i)][()] for i in range(8)])
   saved, frozen, report = fresh_process(tmp_path, export_dir, {"observed": observed})
-  np.testing.assert_allclose(saved, preds, atol=1e-5)
-  np.testing.assert_allclose(frozen, preds, atol=1e-5)
+  # float32 rounding: the inference graph's products may take other kernels (values reach 50)
+  np.testing.assert_allclose(saved, preds, rtol=1e-6, atol=1e-5)
+  np.testing.assert_allclose(frozen, preds, rtol=1e-6, atol=1e-5)
   check_inference_graph(report)
   return observed, preds
 

@@ -31,7 +31,7 @@ def workers():
 def test_training_steps_equal_the_per_call_graph(workers, tmp_path):
   """One test for all models: one worktree and two workers, on one xdist worker."""
   feeds = str(tmp_path / "feeds.npz")
-  same_numbers.h36m_feeds(feeds, 20, 4, config="short")
+  same_numbers.write_feeds(feeds, 20, 4, config="short")
   for model in same_numbers.MODELS:
     ours, nudged = same_numbers.differences(workers, model, ("short", 16, 4), feeds, str(tmp_path))
     assert ours.gradient < 1e-5, model

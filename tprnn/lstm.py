@@ -71,7 +71,7 @@ class Projection(object):
     return tf.matmul(inputs, grads, transpose_b=True), tf.reduce_sum(grads, axis=1)
 
 
-def new_cell(gates, c=None):
+def new_state(gates, c=None):
   """BasicLSTMCell's (new c, new h) [U, N] from gate pre-activations [4U, N]
   (i, j, f, o; forget bias 1.0) and cell c [U, N], None for a zero cell."""
   i, j, f, o = tf.split(gates, 4, axis=0)
@@ -85,7 +85,7 @@ def lstm_cell(projection, inputs, state):
   """BasicLSTMCell of one call on inputs [I, N] and state (c, h), each
   [U, N], its gates from `projection` (kernel [I + U, 4U], parts I and U).
   Returns the new state (c, h)."""
-  return new_cell(projection(inputs, state[1]), state[0])
+  return new_state(projection(inputs, state[1]), state[0])
 
 
 def side_by_side(blocks, counts=None):
@@ -130,7 +130,7 @@ def run_chains(projection, inputs, rounds):
       z = z + project_recurrent(h)
     else:  # round 0: zero states, whose recurrent half is zero
       h, c = tf.zeros([int(z.shape[0]) // 4, tf.shape(z)[1]]), None
-    new_c, new_h = new_cell(z, c)
+    new_c, new_h = new_state(z, c)
     recurrent_inputs.append(h)
     round_outputs.append(new_h)
     for (call, chain), c_k, h_k in zip(members, apart(new_c, len(members)),
