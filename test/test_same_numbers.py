@@ -28,6 +28,7 @@ def workers():
     yield ours, theirs
 
 
+@pytest.mark.slow
 def test_training_steps_equal_the_per_call_graph(workers, tmp_path):
   """One test for all models: one worktree and two workers, on one xdist worker."""
   feeds = str(tmp_path / "feeds.npz")
