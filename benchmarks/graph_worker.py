@@ -64,10 +64,10 @@ class Graphs(object):
                    "generic": tprnn_generic_model.TPRNNGenericModel}
     self.timed = {}
 
-  def build(self, model, config, rnn, placement, scale=2, layers=2, fix=False, lr=0.005):
+  def build(self, model, config, rnn, placement, scale=2, layers=2, fix=False):
     """(graph, model, update op) with the model card's hyperparameters."""
     tf = self.tf
-    cfg = self.prism.ModelConfig(*CONFIGS[config], rnn, 5.0, lr, 0.95, scale, layers, 1.0, fix)
+    cfg = self.prism.ModelConfig(*CONFIGS[config], rnn, 5.0, 0.005, 0.95, scale, layers, 1.0, fix)
     graph = tf.Graph()
     with graph.as_default():
       tf.set_random_seed(0)

@@ -99,8 +99,8 @@ def differences(workers, model, size, feeds, tmp):
   revisions.Workers from the first one's fresh weights, and the second
   again from those weights nudged. Returns (Differences of the revisions,
   of the nudge)."""
-  ours = train(workers[0], model, size, feeds, "", os.path.join(tmp, model + "-0.npz"))
   start = os.path.join(tmp, model + "-0.npz")
+  ours = train(workers[0], model, size, feeds, "", start)
   theirs = train(workers[1], model, size, feeds, start, os.path.join(tmp, model + "-1.npz"))
   again = train(workers[1], model, size, feeds,
                 nudged(ours[1], os.path.join(tmp, model + "-nudged.npz")),

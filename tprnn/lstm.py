@@ -99,12 +99,14 @@ def side_by_side(blocks, counts=None):
   return tf.reshape(tf.concat(cubes, axis=1), [features, -1])  # [F, sum k_j, N] -> [F, sum k_j * N]
 
 
-def apart(block, count):
-  """[F, count*N] -> count blocks [F, N]: the inverse of side_by_side."""
-  if count == 1:
+def apart(block, counts):
+  """[F, sum(k_j)*N] -> blocks [F, k_j*N] (k_j = counts[j]): the inverse of
+  side_by_side."""
+  if len(counts) == 1:
     return [block]
   features = int(block.shape[0])
-  return tf.unstack(tf.reshape(block, [features, count, -1]), axis=1)  # count x [F, N]
+  cubes = tf.split(tf.reshape(block, [features, sum(counts), -1]), counts, axis=1)  # [F, k_j, N]
+  return [tf.reshape(cube, [features, -1]) for cube in cubes]
 
 
 def run_chains(projection, inputs, rounds):
@@ -120,10 +122,8 @@ def run_chains(projection, inputs, rounds):
   project_inputs, project_recurrent = projection.products
   gates = project_inputs(inputs) + projection.bias_column  # [4U, T*N]
   sizes = [len(r) for r in rounds]
-  pieces = tf.split(tf.reshape(gates, [int(gates.shape[0]), sum(sizes), -1]), sizes, axis=1)
   cells, outputs, recurrent_inputs, round_outputs = {}, {}, [], []
-  for members, piece in zip(rounds, pieces):
-    z = tf.reshape(piece, [int(gates.shape[0]), -1])  # [4U, k*N]
+  for members, z in zip(rounds, apart(gates, sizes)):  # z [4U, k*N]
     if cells:
       h = side_by_side([cells[chain][1] for _, chain in members])  # [U, k*N]
       c = side_by_side([cells[chain][0] for _, chain in members])
@@ -133,8 +133,8 @@ def run_chains(projection, inputs, rounds):
     new_c, new_h = new_state(z, c)
     recurrent_inputs.append(h)
     round_outputs.append(new_h)
-    for (call, chain), c_k, h_k in zip(members, apart(new_c, len(members)),
-                                       apart(new_h, len(members))):
+    ones = [1] * len(members)
+    for (call, chain), c_k, h_k in zip(members, apart(new_c, ones), apart(new_h, ones)):
       cells[chain], outputs[call] = (c_k, h_k), h_k
   # the gradient of `gates` is that of every round's z, side by side
   projection.record([inputs, side_by_side(recurrent_inputs, sizes)], [gates])

@@ -34,6 +34,11 @@ GLOBAL_STEP_NAME = "Variable_1"
 VELOCITY_FILTER = np.array([[-1.0], [1.0]], dtype=np.float32)
 
 
+def velocity(velocity_filter, previous, current):
+  """The original's filter [[-1], [1]] applied to two poses of any shape."""
+  return velocity_filter[0, 0] * previous + velocity_filter[1, 0] * current
+
+
 def channel_offset(level, scale):
   """First channel index of `level`: sum_{i < level} K^i."""
   return sum(scale ** i for i in range(level))
@@ -102,7 +107,7 @@ class PrismModel(object):
     calls = c.source_seq_len - 1
     poses = tf.transpose(self.encoder_inputs, [1, 2, 0])  # [calls, P, N]
     previous = tf.concat([poses[:1], poses[:-1]], axis=0)  # call 0 sees a zero velocity
-    velocities = f[0, 0] * previous + f[1, 0] * poses  # [calls, P, N]
+    velocities = velocity(f, previous, poses)  # [calls, P, N]
     velocities = tf.reshape(tf.transpose(velocities, [1, 0, 2]), [c.input_size, -1])  # [P, calls*N]
     predictions = []
     previous_pose, pose = poses[-1], tf.transpose(self.decoder_inputs[:, 0])  # [P, N]
@@ -111,11 +116,11 @@ class PrismModel(object):
       for call in range(calls, calls + c.target_seq_len):
         if predictions:
           pose = predictions[-1]
-        velocity = f[0, 0] * previous_pose + f[1, 0] * pose
-        new_contexts, states = self._prism_step(call, velocity, contexts,
+        step_velocity = velocity(f, previous_pose, pose)
+        new_contexts, states = self._prism_step(call, step_velocity, contexts,
                                                 previous_contexts, states)
         predictions.append(pose + self.generator(
-            velocity, self.generator_contexts(call, contexts)))
+            step_velocity, self.generator_contexts(call, contexts)))
         previous_pose = pose
         previous_contexts, contexts = contexts, new_contexts
     return tf.transpose(tf.stack(predictions), [2, 0, 1])  # [out, P, N] -> [N, out, P]
