@@ -29,7 +29,6 @@ config sets graph_options.rewrite_options.disable_meta_optimizer.
 
 from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
-import argparse
 import json
 import os
 import shutil
@@ -56,15 +55,8 @@ class ExportError(errors.Error):
   """A bad export request; one line for the user."""
 
 
-class _Parser(argparse.ArgumentParser):
-  """Argument errors as one line and exit status 1, like the training scripts'."""
-
-  def error(self, message):
-    raise errors.UsageError(message)
-
-
 def parse_args(argv):
-  p = _Parser(description=__doc__.splitlines()[0])
+  p = errors.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--experiment_dir", required=True, help="the run's directory (with flags.json)")
   p.add_argument("--load", type=int, required=True, help="the checkpoint to export")
   p.add_argument("--out", default="", help="where to write (default: DIR/export-N); must not exist")

@@ -15,7 +15,6 @@ them, written as .npy ([out, 99], [out, 117] or [out, 13, 2]) or text (one frame
 
 from tprnn.util import quiet_tensorflow  # noqa: F401  (first: TensorFlow loads without its banner)
 
-import argparse
 import json
 import os
 import sys
@@ -35,15 +34,8 @@ class ForecastError(errors.Error):
   """Bad input or model; one line for the user."""
 
 
-class _Parser(argparse.ArgumentParser):
-  """Argument errors as one line and exit status 1, like the training scripts'."""
-
-  def error(self, message):
-    raise errors.UsageError(message)
-
-
 def parse_args(argv):
-  p = _Parser(description=__doc__.splitlines()[0])
+  p = errors.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--model", required=True, help="a directory written by export.py")
   p.add_argument("--input", required=True, help="poses: .txt, .csv or .npy")
   p.add_argument("--output", required=True, help="forecast: .npy, .txt or .csv")

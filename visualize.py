@@ -15,7 +15,6 @@
 Everything is written atomically into --out; matplotlib runs headless (Agg).
 """
 
-import argparse
 import os
 import sys
 
@@ -24,13 +23,6 @@ from tprnn.util import errors
 from tprnn.util.figures import VisualizeError, open_samples, plt, save
 
 FIGURES = datasets.figures()
-
-
-class _Parser(argparse.ArgumentParser):
-  """Argument errors as one line and exit status 1, like the training scripts'."""
-
-  def error(self, message):
-    raise errors.UsageError(message)
 
 
 def curves(paths, labels):
@@ -90,7 +82,7 @@ def run_compare(args):
 
 
 def parse_args(argv):
-  p = _Parser(description=__doc__.splitlines()[0])
+  p = errors.ArgumentParser(description=__doc__.splitlines()[0])
   commands = p.add_subparsers(dest="command")
   subs = [figures.add_command(commands) for figures in FIGURES]
   compare = commands.add_parser("compare", help="error or PCK against the horizon, per file")

@@ -8,6 +8,7 @@ import os
 
 from tprnn.parallel import cluster
 from tprnn.util import devices
+from tprnn.util import errors
 from tprnn.util.errors import UsageError
 import tprnn_basic_model
 import tprnn_generic_model
@@ -55,11 +56,6 @@ def _bool(text):
   raise argparse.ArgumentTypeError("expected true or false, got '{}'".format(text))
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):
-    raise UsageError(message)
-
-
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
   """Shows each flag's default, except those computed later (None), whose
   help text says what they become."""
@@ -79,7 +75,7 @@ def add_bool(group, name, default, help_text):
 
 def parser(dataset, script):
   """The flags of the training script `script` for the dataset module `dataset`."""
-  p = _Parser(prog=os.path.basename(script), description=dataset.DESCRIPTION,
+  p = errors.ArgumentParser(prog=os.path.basename(script), description=dataset.DESCRIPTION,
               formatter_class=_HelpFormatter, allow_abbrev=False)
   _learning_flags(p.add_argument_group("learning"))
   _architecture_flags(p.add_argument_group("architecture"), dataset)

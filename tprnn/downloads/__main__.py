@@ -7,7 +7,6 @@ scripts/download_published.sh call this. Every file is checked against a manifes
 of the pinned public copy; only verified files are kept, and a second run fetches
 only what is still missing."""
 
-import argparse
 import collections
 import os
 import re
@@ -45,13 +44,8 @@ SOURCES = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message):
-    raise errors.UsageError(message)
-
-
 def parse(argv):
-  parser = _Parser(prog="python -m tprnn.downloads", description=__doc__.splitlines()[0])
+  parser = errors.ArgumentParser(prog="python -m tprnn.downloads", description=__doc__.splitlines()[0])
   parser.add_argument("source", help="one of " + ", ".join(SOURCES))
   parser.add_argument("archive", nargs="?", help="a local zip or tar archive to unpack instead")
   parser.add_argument("--mirror", help="base URL of another copy laid out as the pinned one "

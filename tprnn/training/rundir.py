@@ -29,7 +29,6 @@ LOCK_NAME = ".lock"
 FLAGS_NAME = config.FLAGS_NAME
 NORMALISATION_NAME = "normalisation.npz"
 LOG_DIR = "log"
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class DirectoryError(errors.Error):

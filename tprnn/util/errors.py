@@ -2,6 +2,7 @@
 line naming the file, flag or value at fault, and run_main prints it without
 a traceback."""
 
+import argparse
 import errno
 import os
 import signal
@@ -56,6 +57,13 @@ def tf_error_reason(error):
 
 class UsageError(Error):
   """A bad flag, file or state."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """argparse whose errors are a UsageError: one line and exit status 1."""
+
+  def error(self, message):
+    raise UsageError(message)
 
 
 class TrainingError(Error):
