@@ -83,7 +83,7 @@ def run_authors_graph(rng, enc, dec_in, dec_out, fetches):
           "Placeholder:0": zeros, "Placeholder_1:0": zeros})
 
 
-@pytest.mark.parametrize("source,target", [(2, 16), (7, 5), (6, 4)])
+@pytest.mark.parametrize("source,target", [(2, 16), (7, 5), (6, 4), (30, 3)])
 def test_basic_forward_equals_numpy_reference(source, target):
   cfg = config(input_size=9, source=source, target=target, rnn=12)
   graph, model = build(tprnn_basic_model.TPRNNBasicModel, cfg)
@@ -205,9 +205,10 @@ def test_generic_fixed_k2_m2_equals_basic_prism():
 
 @pytest.mark.parametrize("scale,layers,fix,source,target", [
     (3, 2, True, 8, 4), (2, 3, True, 7, 3), (3, 3, False, 3, 5), (2, 3, True, 2, 4),
-    (2, 2, False, 9, 2)])
+    (2, 2, False, 9, 2), (3, 3, True, 20, 3), (3, 2, False, 27, 2)])
 def test_generic_forward_equals_numpy_reference(scale, layers, fix, source, target):
-  """Encoders longer and shorter than a level's period K^l, both context rules."""
+  """Encoders longer and shorter than a level's period K^l and than an
+  encoder segment (prism.ENCODER_SEGMENT_CALLS), both context rules."""
   cfg = config(input_size=5, source=source, target=target, rnn=6, scale=scale, layers=layers,
                fix=fix)
   graph, model = build(tprnn_generic_model.TPRNNGenericModel, cfg)
@@ -223,11 +224,11 @@ def test_generic_forward_equals_numpy_reference(scale, layers, fix, source, targ
 @pytest.mark.parametrize("model,scale,layers", [("basic", 2, 2), ("generic", 2, 3),
                                                 ("generic", 3, 2)])
 def test_gathered_gradients_equal_finite_differences(model, scale, layers):
-  """The gradients the optimizer applies, with an encoder of 6 calls (the
-  chains of every level run side by side there), against central
-  differences of the numpy reference in float64, one random direction per
-  variable."""
-  cfg = config(input_size=4, source=7, target=3, rnn=5, scale=scale, layers=layers, fix=True)
+  """The gradients the optimizer applies, with an encoder of 26 calls (the
+  chains of every level run side by side there, in three segments), against
+  central differences of the numpy reference in float64, one random
+  direction per variable."""
+  cfg = config(input_size=4, source=27, target=3, rnn=5, scale=scale, layers=layers, fix=True)
   cls = {"basic": tprnn_basic_model.TPRNNBasicModel,
          "generic": tprnn_generic_model.TPRNNGenericModel}[model]
   graph, net = build(cls, cfg)

@@ -109,11 +109,13 @@ def apart(block, counts):
   return [tf.reshape(cube, [features, -1]) for cube in cubes]
 
 
-def run_chains(projection, inputs, rounds):
+def run_chains(projection, inputs, rounds, cells=None):
   """Runs the LSTM of `projection` (kernel [I + U, 4U]) on every call of
-  `rounds`, each chain from a zero state. inputs [I, T*N]: the input of call
-  t in columns t*N .. (t+1)*N - 1. rounds: lists of (call, chain), calls in
-  order, a chain at most once per round, every chain first in round 0.
+  `rounds`. inputs [I, T*N]: the input of call t in columns t*N ..
+  (t+1)*N - 1 (t counted from the first call of `rounds`). rounds: lists of
+  (call, chain), calls in order, a chain at most once per round. cells:
+  {chain: state (c, h)} the chains carry on from; the chains of round 0 all
+  carry on or all start from a zero state.
 
   The input half of every call is one product; each round's recurrent half
   is one product over its chains side by side. Returns (h of every call
@@ -122,13 +124,13 @@ def run_chains(projection, inputs, rounds):
   project_inputs, project_recurrent = projection.products
   gates = project_inputs(inputs) + projection.bias_column  # [4U, T*N]
   sizes = [len(r) for r in rounds]
-  cells, outputs, recurrent_inputs, round_outputs = {}, {}, [], []
+  cells, outputs, recurrent_inputs, round_outputs = dict(cells or {}), {}, [], []
   for members, z in zip(rounds, apart(gates, sizes)):  # z [4U, k*N]
-    if cells:
+    if members[0][1] in cells:
       h = side_by_side([cells[chain][1] for _, chain in members])  # [U, k*N]
       c = side_by_side([cells[chain][0] for _, chain in members])
       z = z + project_recurrent(h)
-    else:  # round 0: zero states, whose recurrent half is zero
+    else:  # zero states, whose recurrent half is zero
       h, c = tf.zeros([int(z.shape[0]) // 4, tf.shape(z)[1]]), None
     new_c, new_h = new_state(z, c)
     recurrent_inputs.append(h)

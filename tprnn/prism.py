@@ -32,6 +32,9 @@ ModelConfig = collections.namedtuple("ModelConfig", [
 LEARNING_RATE_NAME = "Variable"
 GLOBAL_STEP_NAME = "Variable_1"
 VELOCITY_FILTER = np.array([[-1.0], [1.0]], dtype=np.float32)
+# The encoder runs in segments of about this many calls (a multiple of the top
+# level's period), so that a level's chains overlap the level below's.
+ENCODER_SEGMENT_CALLS = 12
 
 
 def velocity(velocity_filter, previous, current):
@@ -108,7 +111,6 @@ class PrismModel(object):
     poses = tf.transpose(self.encoder_inputs, [1, 2, 0])  # [calls, P, N]
     previous = tf.concat([poses[:1], poses[:-1]], axis=0)  # call 0 sees a zero velocity
     velocities = velocity(f, previous, poses)  # [calls, P, N]
-    velocities = tf.reshape(tf.transpose(velocities, [1, 0, 2]), [c.input_size, -1])  # [P, calls*N]
     predictions = []
     previous_pose, pose = poses[-1], tf.transpose(self.decoder_inputs[:, 0])  # [P, N]
     with tf.variable_scope("setup_context_lstm"):
@@ -126,25 +128,33 @@ class PrismModel(object):
     return tf.transpose(tf.stack(predictions), [2, 0, 1])  # [out, P, N] -> [N, out, P]
 
   def _encode(self, velocities, calls):
-    """Every channel on the encoder's `calls` calls, a level at a time:
-    nothing flows down there (the encoder's predictions are never used), so
-    a level's inputs on all calls are the outputs of the level below, and
-    its phases are chains that run side by side (lstm.run_chains).
-    velocities [P, calls*N]. Returns (contexts after the last call, after
-    the one before, states), as the decoder's first call takes them."""
+    """Every channel on the encoder's `calls` calls, a level at a time within
+    each of a few segments of calls: nothing flows down there (the encoder's
+    predictions are never used), so a level's inputs on a segment's calls
+    are the outputs of the level below, and its phases are chains that run
+    side by side (lstm.run_chains); a level's chains on one segment run
+    beside the level below's on the next. velocities [calls, P, N]. Returns
+    (contexts after the last call, after the one before, states), as the
+    decoder's first call takes them."""
     u = self.config.rnn_size
     zeros = tf.zeros([u, tf.shape(self.encoder_inputs)[0]])  # [U, N]
-    inputs, outputs, states = velocities, [], []
-    for level in range(self.layers):
-      period = self.scale ** level
-      rounds = [[(call, (call - 1) % period) for call in range(start, min(start + period, calls))]
-                for start in range(0, calls, period)]
-      with tf.variable_scope("lstm_{}/basic_lstm_cell".format(level), reuse=tf.AUTO_REUSE):
-        inputs = self.lstm_input_dropout(inputs)
-        projection = self.projection([int(inputs.shape[0]), u], 4 * u)
-        inputs, level_outputs, level_states = lstm.run_chains(projection, inputs, rounds)
-      outputs.append(level_outputs)
-      states.extend(level_states.get(phase, (zeros, zeros)) for phase in range(period))
+    period = self.scale ** (self.layers - 1)
+    length = period * max(1, int(round(ENCODER_SEGMENT_CALLS / period)))
+    outputs, cells = [{} for _ in range(self.layers)], [{} for _ in range(self.layers)]
+    for start in range(0, calls, length):
+      segment = velocities[start:start + length]  # [s, P, N]
+      inputs = tf.reshape(tf.transpose(segment, [1, 0, 2]), [int(segment.shape[1]), -1])  # [P, s*N]
+      for level in range(self.layers):
+        phases = self.scale ** level
+        rounds = [[(call, (call - 1) % phases) for call in range(first, min(first + phases, calls))]
+                  for first in range(start, min(start + length, calls), phases)]
+        with tf.variable_scope("lstm_{}/basic_lstm_cell".format(level), reuse=tf.AUTO_REUSE):
+          inputs = self.lstm_input_dropout(inputs)
+          projection = self.projection([int(inputs.shape[0]), u], 4 * u)
+          inputs, level_outputs, cells[level] = lstm.run_chains(projection, inputs, rounds,
+                                                                cells[level])
+        outputs[level].update(level_outputs)
+    states = [cells[level].get(phase, (zeros, zeros)) for level, phase in self.channels]
 
     def context(level, phase, call):
       """What channel (level, phase) outputs on `call`: its h if it updates,
