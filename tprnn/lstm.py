@@ -114,8 +114,8 @@ def run_chains(projection, inputs, rounds, cells=None):
   `rounds`. inputs [I, T*N]: the input of call t in columns t*N ..
   (t+1)*N - 1 (t counted from the first call of `rounds`). rounds: lists of
   (call, chain), calls in order, a chain at most once per round. cells:
-  {chain: state (c, h)} the chains carry on from; the chains of round 0 all
-  carry on or all start from a zero state.
+  {chain: state (c, h)} the chains carry on from. A round's chains all carry
+  on (from cells or an earlier round) or all start from a zero state.
 
   The input half of every call is one product; each round's recurrent half
   is one product over its chains side by side. Returns (h of every call
