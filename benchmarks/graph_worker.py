@@ -37,6 +37,12 @@ def random_feeds(input_size, source_len, target_len, batch, seed=0):
           for n in (source_len - 1, target_len, target_len)]
 
 
+def model_config(prism, config, rnn, scale=2, layers=2, fix=False):
+  """prism.ModelConfig of `config` (a CONFIGS key) with the model card's
+  hyperparameters; `prism` is the tree's tprnn.prism."""
+  return prism.ModelConfig(*CONFIGS[config], rnn, 5.0, 0.005, 0.95, scale, layers, 1.0, fix)
+
+
 def median_ms(run, steps):
   """The median wall time of `steps` calls of run(), in ms."""
   times = []
@@ -67,7 +73,7 @@ class Graphs(object):
   def build(self, model, config, rnn, placement, scale=2, layers=2, fix=False):
     """(graph, model, update op) with the model card's hyperparameters."""
     tf = self.tf
-    cfg = self.prism.ModelConfig(*CONFIGS[config], rnn, 5.0, 0.005, 0.95, scale, layers, 1.0, fix)
+    cfg = model_config(self.prism, config, rnn, scale, layers, fix)
     graph = tf.Graph()
     with graph.as_default():
       tf.set_random_seed(0)

@@ -29,7 +29,7 @@ from tensorflow.core.protobuf.rewriter_config_pb2 import RewriterConfig
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import data_utils  # noqa: E402
 import load  # noqa: E402
-from graph_worker import CONFIGS, PRECISIONS, median_ms, random_feeds  # noqa: E402
+from graph_worker import CONFIGS, PRECISIONS, median_ms, model_config, random_feeds  # noqa: E402
 import revisions  # noqa: E402
 from tprnn import prism  # noqa: E402
 from tprnn.evaluation import pck  # noqa: E402
@@ -59,7 +59,7 @@ def step_flops(input_size, source_len, target_len, rnn, batch):
 def basic_model(name, rnn):
   """A graph holding the basic model of configuration `name` with the model
   card's hyperparameters. Returns (graph, model)."""
-  config = prism.ModelConfig(*CONFIGS[name], rnn, 5.0, 0.005, 0.95, 2, 2, 1.0, False)
+  config = model_config(prism, name, rnn)
   graph = tf.Graph()
   with graph.as_default():
     tf.set_random_seed(0)

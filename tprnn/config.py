@@ -8,8 +8,7 @@ import os
 
 from tprnn.parallel import cluster
 from tprnn.util import devices
-from tprnn.util import errors
-from tprnn.util.errors import UsageError
+from tprnn.util.errors import ArgumentParser, UsageError
 import tprnn_basic_model
 import tprnn_generic_model
 
@@ -75,8 +74,8 @@ def add_bool(group, name, default, help_text):
 
 def parser(dataset, script):
   """The flags of the training script `script` for the dataset module `dataset`."""
-  p = errors.ArgumentParser(prog=os.path.basename(script), description=dataset.DESCRIPTION,
-              formatter_class=_HelpFormatter, allow_abbrev=False)
+  p = ArgumentParser(prog=os.path.basename(script), description=dataset.DESCRIPTION,
+                     formatter_class=_HelpFormatter, allow_abbrev=False)
   _learning_flags(p.add_argument_group("learning"))
   _architecture_flags(p.add_argument_group("architecture"), dataset)
   _directory_flags(p.add_argument_group("data and directories"), dataset)

@@ -95,6 +95,8 @@ def remove_files_of(checkpoint):
 def remove_partial_saves(directory):
   """Removes the temporary files of saves that did not finish (TensorFlow writes
   `<name>.tempstate<number>` and renames it when done); returns their names."""
+  if not os.path.isdir(directory):  # a failed save's directory may be gone
+    return []
   names = sorted(name for name in os.listdir(directory)
                  if name.startswith((PREFIX, ROLLING_PREFIX)) and ".tempstate" in name)
   for name in names:
