@@ -3,6 +3,7 @@ Penn evaluation, export and forecast, each is one line and exit 130 (SIGTERM 143
 half-written; and a file system that fills during training (a 16 MB tmpfs this test mounts) is
 one line naming ENOSPC and the last good checkpoint, which still restores."""
 
+import contextlib
 import errno
 import os
 import signal
@@ -39,17 +40,25 @@ def stopped(proc, signum=signal.SIGINT):
   return proc.returncode, out, err
 
 
-def wait_for_reader(fifo, proc):
-  """Blocks until `proc` opens `fifo` to read: it is then inside its work, after start-up."""
+@contextlib.contextmanager
+def reading(fifo, proc):
+  """Waits until `proc` opens `fifo` to read (it is then inside its work, after start-up) and
+  holds the write end open meanwhile: closed at once, it would end the input (EOF), and proc
+  could finish before a signal arrives."""
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
     try:
-      os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-      return
+      writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+      break
     except OSError as e:
       assert e.errno == errno.ENXIO, e  # no reader yet
       time.sleep(0.05)
-  raise AssertionError("the process never opened {}".format(fifo))
+  else:
+    raise AssertionError("the process never opened {}".format(fifo))
+  try:
+    yield
+  finally:
+    os.close(writer)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -105,8 +114,8 @@ def test_during_export(processes, shared_run, tmp_path):
   out_dir = str(tmp_path / "export")
   proc = start(processes, [sys.executable, os.path.join(ROOT, "export.py"), "--experiment_dir", run,
                            "--load", "10", "--out", out_dir])
-  wait_for_reader(os.path.join(run, "flags.json"), proc)
-  code, out, err = stopped(proc)
+  with reading(os.path.join(run, "flags.json"), proc):
+    code, out, err = stopped(proc)
   assert code == 130 and err.strip().splitlines() == [INTERRUPTED]
   assert not os.path.exists(out_dir)
 
@@ -122,8 +131,8 @@ def test_during_forecast(processes, shared_run, tmp_path):
   output = str(tmp_path / "forecast.npy")
   proc = start(processes, [sys.executable, os.path.join(ROOT, "forecast.py"), "--model", export,
                            "--input", poses, "--output", output])
-  wait_for_reader(poses, proc)
-  code, out, err = stopped(proc)
+  with reading(poses, proc):
+    code, out, err = stopped(proc)
   assert code == 130 and err.strip().splitlines() == [INTERRUPTED]
   assert sorted(os.listdir(str(tmp_path))) == ["export", "poses.txt"]
 
